@@ -1,0 +1,1 @@
+"""Data: tfds builders that generate their data locally (no network) and grain input pipelines."""

@@ -1,0 +1,94 @@
+"""Model-FLOPs utilisation against this machine's *measured* matmul peak.
+
+The peak is measured once per (platform, device kind, device count) with a large f32 matmul on the
+default device and cached in ~/.cache/zoo/matmul_peak.json (override the path with $ZOO_CACHE_DIR). On
+CPU all fake devices share the host's cores, so the host peak is the whole machine's budget; on
+accelerators the per-device peak is multiplied by the device count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def _cache_path() -> str:
+  root = os.environ.get("ZOO_CACHE_DIR", os.path.expanduser("~/.cache/zoo"))
+  return os.path.join(root, "matmul_peak.json")
+
+
+def measure_matmul_peak(n: int = 1024, dtype=jnp.float32, repeats: int = 5) -> float:
+  """FLOP/s of an n×n×n matmul on the default device (best of `repeats`)."""
+  key = jax.random.key(0)
+  a = jax.random.normal(key, (n, n), dtype)
+  b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), dtype)
+  matmul = jax.jit(lambda a, b: a @ b)
+  matmul(a, b).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best
+
+
+def machine_peak_flops(num_devices: int | None = None) -> float:
+  """Total f32 matmul FLOP/s available to this process's devices (cached)."""
+  devices = jax.local_devices()
+  num_devices = len(devices) if num_devices is None else num_devices
+  platform = devices[0].platform
+  key = f"{platform}:{devices[0].device_kind}"
+  path = _cache_path()
+  cache = {}
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        cache = json.load(f)
+    except (OSError, ValueError):
+      cache = {}
+  if key not in cache:
+    cache[key] = measure_matmul_peak()
+    try:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, "w") as f:
+        json.dump(cache, f, indent=2)
+    except OSError:
+      pass  # A read-only home only costs a re-measurement next time.
+  per_device = cache[key]
+  return per_device if platform == "cpu" else per_device * num_devices
+
+
+def compiled_flops(compiled) -> float | None:
+  """FLOPs of one call of a compiled computation, from XLA's cost analysis (None if unavailable)."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # Some backends do not implement it.
+    return None
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else {}
+  flops = (analysis or {}).get("flops")
+  return float(flops) if flops else None
+
+
+def memory_report(compiled) -> dict[str, int]:
+  """Per-device bytes of the compiled computation's arguments, outputs, temporaries and code."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:
+    return {}
+  if m is None:
+    return {}
+  fields = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
+            "temp_size_in_bytes", "generated_code_size_in_bytes")
+  return {f: int(getattr(m, f, 0) or 0) for f in fields}
+
+
+def format_bytes(n: float) -> str:
+  for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+    if abs(n) < 1024 or unit == "TiB":
+      return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+    n /= 1024
+  return f"{n:.1f} TiB"
