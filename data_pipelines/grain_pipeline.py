@@ -1,50 +1,24 @@
-"""grain input pipelines with per-process sharding and a checkpointable iterator.
+"""grain input pipelines: per-process shards of *process-count-invariant* global batches.
 
-Each process reads a disjoint shard of the records (`ShardOptions(index, count)`), shuffles with a seed
-that is the same on every process, and batches `global_batch / process_count` examples. The iterator's
-state (a few integers of JSON) is saved with every checkpoint, so a resumed run sees exactly the batches
-an uninterrupted run would have seen.
+Global batch `b` is always the same set of records, `perm_e[b*G : (b+1)*G]` (G = global batch size, one
+seeded permutation per epoch `e`), whatever the number of processes; process `p` of `P` reads only its
+contiguous slice of it, `G/P` records. So one process with 4 devices and two processes with 2 devices
+each train on identical batches (tests/training/test_multiprocess.py), and each process reads only
+what it feeds to its own devices.
+
+The iterator is a grain `DatasetIterator`; its state (the next local position, a few bytes of JSON) is
+saved with every checkpoint, so a resumed run sees exactly the batches an uninterrupted run would have.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import functools
+import sys
+from typing import Any, Callable
 
-import grain.python as grain
+import grain
+import numpy as np
 
 from zoo.training.task import DataShard
-
-
-def make_loader(source: Any, *, batch_size_per_process: int, shard: DataShard, seed: int,
-                map_fn: Callable[[Any], Any] | None = None, shuffle: bool = True,
-                num_epochs: int | None = None, drop_remainder: bool = True,
-                worker_count: int = 0) -> grain.DataLoader:
-  """A grain DataLoader over a random-access `source` (tfds ArrayRecord source or in-memory list).
-
-  `num_epochs=None` repeats forever (training). `worker_count=0` keeps everything in-process, which is
-  deterministic and cheap for the small generated datasets; raise it for real datasets.
-  """
-  sampler = grain.IndexSampler(
-      num_records=len(source),
-      shard_options=grain.ShardOptions(shard_index=shard.index, shard_count=shard.count,
-                                       drop_remainder=True),
-      shuffle=shuffle,
-      num_epochs=num_epochs,
-      seed=seed,
-  )
-  operations: list[Any] = []
-  if map_fn is not None:
-    operations.append(_Map(map_fn))
-  operations.append(grain.Batch(batch_size_per_process, drop_remainder=drop_remainder))
-  return grain.DataLoader(data_source=source, sampler=sampler, operations=operations,
-                          worker_count=worker_count)
-
-
-class _Map(grain.MapTransform):
-  def __init__(self, fn):
-    self._fn = fn
-
-  def map(self, element):
-    return self._fn(element)
 
 
 def per_process_batch_size(global_batch_size: int, shard: DataShard) -> int:
@@ -52,3 +26,55 @@ def per_process_batch_size(global_batch_size: int, shard: DataShard) -> int:
     raise ValueError(f"Global batch size {global_batch_size} is not divisible by the {shard.count} "
                      "processes; change config.batch_size.")
   return global_batch_size // shard.count
+
+
+class GlobalBatchIndex:
+  """Maps a process-local example position to a record id (see the module docstring)."""
+
+  def __init__(self, num_records: int, global_batch_size: int, shard: DataShard, seed: int,
+               shuffle: bool = True):
+    if num_records < global_batch_size:
+      raise ValueError(f"The dataset has {num_records} records, fewer than one global batch "
+                       f"({global_batch_size}).")
+    self.num_records = num_records
+    self.global_batch_size = global_batch_size
+    self.local_batch_size = per_process_batch_size(global_batch_size, shard)
+    self.shard = shard
+    self.seed = seed
+    self.shuffle = shuffle
+
+  @functools.lru_cache(maxsize=2)
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if not self.shuffle:
+      return np.arange(self.num_records)
+    return np.random.default_rng([self.seed, epoch]).permutation(self.num_records)
+
+  def __call__(self, local_position: int) -> int:
+    batch, offset = divmod(int(local_position), self.local_batch_size)
+    global_position = (batch * self.global_batch_size + self.shard.index * self.local_batch_size + offset)
+    # Epochs are cut at whole global batches so every batch comes from one permutation.
+    batches_per_epoch = self.num_records // self.global_batch_size
+    epoch, position_in_epoch = divmod(global_position, batches_per_epoch * self.global_batch_size)
+    return int(self._permutation(epoch)[position_in_epoch])
+
+  def num_local_examples(self, num_epochs: int | None) -> int:
+    batches_per_epoch = self.num_records // self.global_batch_size
+    if num_epochs is None:
+      return (sys.maxsize // (4 * self.global_batch_size)) * self.local_batch_size
+    return num_epochs * batches_per_epoch * self.local_batch_size
+
+
+def make_loader(source: Any, *, global_batch_size: int, shard: DataShard, seed: int,
+                map_fn: Callable[[Any], Any] | None = None, shuffle: bool = True,
+                num_epochs: int | None = None, num_threads: int = 2) -> grain.IterDataset:
+  """A grain dataset over a random-access `source` (tfds ArrayRecord source, list, ...).
+
+  Yields dicts of numpy arrays with leading dimension `global_batch_size / shard.count`. Iterate it with
+  `iter(...)`; the iterator has `get_state()` / `set_state()`. `num_epochs=None` repeats forever.
+  """
+  index = GlobalBatchIndex(len(source), global_batch_size, shard, seed, shuffle)
+  map_fn = map_fn or (lambda record: record)
+  dataset = (grain.MapDataset.range(index.num_local_examples(num_epochs))
+             .map(lambda position: map_fn(source[index(position)]))
+             .batch(index.local_batch_size, drop_remainder=True))
+  return dataset.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=4))

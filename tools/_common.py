@@ -12,6 +12,8 @@ from typing import Sequence
 os.environ.setdefault("TPU_STDERR_LOG_LEVEL", "3")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TPU_MIN_LOG_LEVEL", "3")
+# libtpu is only an ahead-of-time compiler on CPU hosts; let several processes load it at once.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):

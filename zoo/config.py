@@ -60,6 +60,8 @@ def _convert(text: str, current: Any, dotted: str) -> Any:
                       f"them, e.g. '{dotted}.{next(iter(current.keys()), 'x')}=...'.")
   if current is None:
     return _parse_literal(text)
+  if isinstance(current, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+    return text[1:-1]  # --config.name="'x'" and --config.name=x mean the same.
   if isinstance(current, (bool, int, float, str)):
     try:
       return convert_value(text, current, what)

@@ -7,7 +7,10 @@ from flax import nnx
 
 
 def _conv(in_features, out_features, stride, rngs):
+  # No bias: GroupNorm follows and would cancel it; its gradient would be pure round-off noise that Adam
+  # then amplifies into updates (seen as sharded-vs-single-device parameter drift).
   return nnx.Conv(in_features, out_features, kernel_size=(3, 3), strides=(stride, stride), padding="SAME",
+                  use_bias=False,
                   kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(),
                                                     (None, None, "conv_in", "conv_out")),
                   rngs=rngs)

@@ -53,9 +53,8 @@ def train_data(config, shard: DataShard):
   def to_example(record):
     return {"image": preprocess(record["image"], resolution), "label": np.int32(record["label"])}
 
-  return grain_pipeline.make_loader(
-      source, batch_size_per_process=grain_pipeline.per_process_batch_size(config.batch_size, shard),
-      shard=shard, seed=config.seed, map_fn=to_example)
+  return grain_pipeline.make_loader(source, global_batch_size=config.batch_size, shard=shard,
+                                   seed=config.seed, map_fn=to_example)
 
 
 def abstract_batch(config):

@@ -101,15 +101,19 @@ def _log_start(config, mesh, rules, spec, state, compiled, peak_flops, step_flop
   return num_params
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunResult:
-  """Trains `config.task` in `workdir`, resuming from the newest readable checkpoint there."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       devices: list | None = None) -> RunResult:
+  """Trains `config.task` in `workdir`, resuming from the newest readable checkpoint there.
+
+  `devices` defaults to all devices; tests pass a subset to compare meshes of different sizes.
+  """
   jax.config.update("jax_threefry_partitionable", True)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   task: Task = get_task(config.task)
 
   # --- Mesh, writers --------------------------------------------------------------------------------
-  mesh = zsharding.make_mesh(config.mesh.to_dict())
+  mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
   rules = [tuple(rule) for rule in config.axis_rules]
   zsharding.check_batch_size(config.batch_size, mesh, rules)
   writer, jsonl = metrics_io.make_writers(workdir)
@@ -229,10 +233,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
 
 
 def restore_for_eval(config: ml_collections.ConfigDict, checkpoint_dir: str, *, step: int | None = None,
-                     prefer_ema: bool = True):
-  """Builds the model on the current mesh and loads params only (EMA preferred). Returns (model, step, which)."""
+                     prefer_ema: bool = True, devices: list | None = None):
+  """Builds the model on the current mesh and loads params only (EMA preferred).
+
+  Returns (task, mesh, model, step, which) with which in {"ema_params", "params"}.
+  """
   task = get_task(config.task)
-  mesh = zsharding.make_mesh(config.mesh.to_dict())
+  mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
   rules = [tuple(rule) for rule in config.axis_rules]
   tx = optimizers.make_optimizer(config.optimizer, int(config.total_steps))
   spec, abstract_state, _ = state_lib.abstract_state_and_shardings(task, config, tx, mesh, rules)

@@ -4,7 +4,7 @@ Recipe (DESIGN.md, "Sharding"): abstract init with `nnx.eval_shape` -> logical a
 parameter metadata -> NamedShardings from the experiment's rules -> `jax.jit(init, out_shardings=...)` so
 parameters are born sharded -> train step jitted with in/out shardings and the state donated.
 
-Parameters live in the state as plain nested dicts (`nnx.State.to_pure_dict()`), which keeps orbax
+Parameters live in the state as plain nested dicts (`nnx.to_pure_dict(state)`), which keeps orbax
 checkpoints free of Flax classes; the step re-merges them with the model's graph definition.
 """
 from __future__ import annotations
@@ -63,11 +63,11 @@ def model_spec(task: Task, config: ml_collections.ConfigDict) -> ModelSpec:
   graphdef, params, model_state = _split(abstract_model)
   return ModelSpec(
       graphdef=graphdef,
-      abstract_params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params.to_pure_dict()),
+      abstract_params=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(params)),
       abstract_model_state=jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                                        model_state.to_pure_dict()),
-      logical_params=nnx.get_partition_spec(params).to_pure_dict(),
-      logical_model_state=nnx.get_partition_spec(model_state).to_pure_dict(),
+                                        nnx.to_pure_dict(model_state)),
+      logical_params=nnx.to_pure_dict(nnx.get_partition_spec(params)),
+      logical_model_state=nnx.to_pure_dict(nnx.get_partition_spec(model_state)),
   )
 
 
@@ -78,12 +78,12 @@ def merge_model(spec: ModelSpec, params: Any, model_state: Any) -> nnx.Module:
 def _init_state(task: Task, config, tx: optax.GradientTransformation) -> TrainState:
   model = task.build_model(config, nnx.Rngs(config.seed))
   _, params, model_state = _split(model)
-  params = params.to_pure_dict()
+  params = nnx.to_pure_dict(params)
   use_ema = float(config.get("ema_decay", 0.0)) > 0
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
-      model_state=model_state.to_pure_dict(),
+      model_state=nnx.to_pure_dict(model_state),
       opt_state=tx.init(params),
       ema_params=jax.tree.map(jnp.copy, params) if use_ema else None,
       first_nonfinite_step=jnp.full((), -1, jnp.int32),
@@ -138,7 +138,7 @@ def abstract_state_and_shardings(task: Task, config, tx, mesh: Mesh, rules):
 
 
 def _global_norm(tree) -> jax.Array:
-  return optax.global_norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
+  return optax.tree.norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
 
 
 def make_train_step(task: Task, spec: ModelSpec, config, tx: optax.GradientTransformation,
@@ -155,7 +155,7 @@ def make_train_step(task: Task, spec: ModelSpec, config, tx: optax.GradientTrans
       model = merge_model(spec, params, state.model_state)
       model.train()
       loss, metrics = task.loss_fn(model, batch, rng)
-      new_model_state = nnx.state(model, nnx.Not(nnx.Param)).to_pure_dict()
+      new_model_state = nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
       return loss, (metrics, new_model_state)
 
     (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)

@@ -48,8 +48,9 @@ class Task:
       `nnx.with_partitioning`; the loop runs this abstractly first, then jitted with output shardings.
     loss_fn: (model, batch, rng) -> (scalar loss, dict of scalar metrics). Traced inside the train step;
       `batch` holds global arrays sharded along their leading `batch` axis.
-    train_data: (config, shard) -> grain DataLoader over this process's shard, yielding per-process
-      numpy batches of `config.batch_size / process_count` examples. Its iterator state is checkpointed.
+    train_data: (config, shard) -> iterable (a grain dataset, see data_pipelines/grain_pipeline.py) over
+      this process's shard, yielding per-process numpy batches of `config.batch_size / process_count`
+      examples. Its iterator's state (`get_state`/`set_state`) is checkpointed.
     abstract_batch: config -> pytree of jax.ShapeDtypeStruct for one *global* batch; used to compile the
       train step before data arrives, and by tools/aot_compile.py where there is no data at all.
     evaluators: config -> {name: Evaluator}. Run every `config.eval_every_steps` and by tools/eval.py.
@@ -76,6 +77,8 @@ def register(task: Task) -> Task:
 
 def get_task(name: str) -> Task:
   """Imports `zoo.<package>.tasks` for `name = "<package>.<task>"` and returns the registered task."""
+  if name in _TASKS:
+    return _TASKS[name]
   package = name.split(".", 1)[0]
   try:
     importlib.import_module(f"zoo.{package}.tasks")
