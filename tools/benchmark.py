@@ -1,0 +1,74 @@
+"""Benchmarks, each measured side by side in one run on this machine (ratios, not bare times).
+
+  python -m tools.benchmark core      # matmul peak; digits train step: steps/s and MFU vs that peak
+  python -m tools.benchmark kernels   # window attention / causal conv3d vs XLA and torch (zoo/kernels)
+  python -m tools.benchmark ib        # jitted IB iterations vs numpy (zoo/ib)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from tools import _common  # noqa: F401  (environment defaults)
+
+SUITES = {"kernels": "zoo.kernels.benchmark", "ib": "zoo.ib.benchmark"}
+
+
+def core_benchmark(steps: int = 100) -> dict:
+  """Digits tiny train step on all local devices: steps/s and MFU against the measured matmul peak."""
+  import jax
+  from zoo import config as zconfig
+  from zoo import sharding as zsharding
+  from zoo.training import optimizers, perf
+  from zoo.training import state as state_lib
+  from zoo.training.task import get_task
+
+  config = zconfig.load_config("experiments/core/digits_classifier.py:tiny")
+  task = get_task(config.task)
+  mesh = zsharding.make_mesh(config.mesh.to_dict())
+  rules = [tuple(r) for r in config.axis_rules]
+  tx = optimizers.make_optimizer(config.optimizer, config.total_steps)
+  schedule = optimizers.make_schedule(config.optimizer, config.total_steps)
+  spec, state, shardings = state_lib.init_state(task, config, tx, mesh, rules)
+  abstract_batch = task.abstract_batch(config)
+  batch_sh = jax.tree.map(lambda x: zsharding.batch_sharding(mesh, rules, len(x.shape), x.shape), abstract_batch)
+  step = state_lib.jit_train_step(state_lib.make_train_step(task, spec, config, tx, schedule), shardings,
+                                  batch_sh, mesh)
+  batch = jax.tree.map(lambda x, s: jax.device_put(jax.numpy.zeros(x.shape, x.dtype), s), abstract_batch, batch_sh)
+  with jax.set_mesh(mesh):
+    compiled = step.lower(state, batch).compile()
+    state, _ = compiled(state, batch)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(state)
+    seconds = (time.perf_counter() - start) / steps
+  peak = perf.measure_matmul_peak()
+  flops = perf.compiled_flops(compiled) or 0.0
+  return {"matmul_peak_gflops": peak / 1e9, "step_gflop": flops / 1e9, "steps_per_sec": 1 / seconds,
+          "mfu": flops / seconds / peak}
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("suite", choices=["core", *SUITES])
+  args, rest = parser.parse_known_args(argv)
+  if args.suite == "core":
+    result = core_benchmark()
+    print(f"f32 matmul peak (1024^3, measured now): {result['matmul_peak_gflops']:.1f} GFLOP/s")
+    print(f"digits tiny train step: {result['step_gflop']:.3f} GFLOP, {result['steps_per_sec']:.1f} steps/s, "
+          f"MFU {100 * result['mfu']:.1f}% of the measured peak")
+    return 0
+  try:
+    module = importlib.import_module(SUITES[args.suite])
+  except ModuleNotFoundError as e:
+    parser.exit(2, f"error: benchmark suite {args.suite!r} is not available ({e}).\n")
+  module.main(rest)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
