@@ -72,3 +72,25 @@ def test_sigkill_then_resume_is_bit_identical(tfds_dir, tmp_path):
   got_step, got_params = _params(killed_dir)
   assert ref_step == got_step == STEPS
   jax.tree.map(np.testing.assert_array_equal, got_params, ref_params)
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tfds_dir, tmp_path):
+  workdir = tmp_path / "preempted"
+  cmd = _train_cmd(workdir)
+  proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=subprocess_env(2), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 300
+  while not _finished_steps(workdir / "checkpoints") and time.time() < deadline:
+    assert proc.poll() is None, "training ended before the signal"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=120)
+  assert proc.returncode == 0, out[-3000:]
+  assert "preempted; rerun to resume" in out
+  steps = _finished_steps(workdir / "checkpoints")
+  stopped_at = steps[-1]
+  assert 0 < stopped_at < STEPS
+  # The preemption checkpoint is at the step where training stopped, not just the last periodic one.
+  logged = [m["step"] for m in metrics_io.read_metrics(str(workdir)) if "loss" in m]
+  assert not logged or logged[-1] <= stopped_at
+  assert checkpoints.Checkpointer(str(workdir / "checkpoints")).latest_step() == stopped_at
