@@ -23,8 +23,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from zoo import sharding as zsharding
 from zoo.training.task import Task
 
-# Variables are sharded by the jitted init below, never eagerly at construction.
-nnx.use_eager_sharding(False)
 
 
 @flax.struct.dataclass
