@@ -152,7 +152,7 @@ def make_train_step(task: Task, spec: ModelSpec, config, tx: optax.GradientTrans
     def loss_of(params):
       model = merge_model(spec, params, state.model_state)
       model.train()
-      loss, metrics = task.loss_fn(model, batch, rng)
+      loss, metrics = task.loss_fn(model, batch, rng, state.step)
       new_model_state = nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Param)))
       return loss, (metrics, new_model_state)
 

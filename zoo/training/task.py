@@ -46,8 +46,9 @@ class Task:
   Attributes:
     build_model: (config, rngs) -> nnx.Module. Parameters carry logical axis names via
       `nnx.with_partitioning`; the loop runs this abstractly first, then jitted with output shardings.
-    loss_fn: (model, batch, rng) -> (scalar loss, dict of scalar metrics). Traced inside the train step;
-      `batch` holds global arrays sharded along their leading `batch` axis.
+    loss_fn: (model, batch, rng, step) -> (scalar loss, dict of scalar metrics). Traced inside the train
+      step; `batch` holds global arrays sharded along their leading `batch` axis; `step` is the int32
+      number of updates applied so far (for losses switched on after a warm-up, e.g. a GAN term).
     train_data: (config, shard) -> iterable (a grain dataset, see data_pipelines/grain_pipeline.py) over
       this process's shard, yielding per-process numpy batches of `config.batch_size / process_count`
       examples. Its iterator's state (`get_state`/`set_state`) is checkpointed.
@@ -58,7 +59,7 @@ class Task:
   """
   name: str
   build_model: Callable[[ml_collections.ConfigDict, nnx.Rngs], nnx.Module]
-  loss_fn: Callable[[nnx.Module, Batch, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+  loss_fn: Callable[[nnx.Module, Batch, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
   train_data: Callable[[ml_collections.ConfigDict, DataShard], Any]
   abstract_batch: Callable[[ml_collections.ConfigDict], Any]
   evaluators: Callable[[ml_collections.ConfigDict], dict[str, Evaluator]] = lambda config: {}
