@@ -2,7 +2,7 @@
 
   python -m tools.sample --config experiments/walt/<name>.py:tiny --workdir /tmp/zoo/walt [--out DIR]
 
-The experiment's task provides `sample(model, config, rng, outdir) -> {name: path}`; tasks that do not
+The experiment's task provides `sample(model, config, rng, outdir, mesh) -> {name: path}`; tasks that do not
 sample (e.g. the digits classifier) are refused with a clear message.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
   outdir = args.out or os.path.join(args.workdir, "samples", f"step_{step}")
   os.makedirs(outdir, exist_ok=True)
   with jax.set_mesh(mesh):
-    written = task.sample(model, config, jax.random.key(args.seed), outdir)
+    written = task.sample(model, config, jax.random.key(args.seed), outdir, mesh)
   print(json.dumps({"step": step, "params": which, **written}, indent=2))
   return 0
 

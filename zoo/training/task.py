@@ -55,7 +55,7 @@ class Task:
     abstract_batch: config -> pytree of jax.ShapeDtypeStruct for one *global* batch; used to compile the
       train step before data arrives, and by tools/aot_compile.py where there is no data at all.
     evaluators: config -> {name: Evaluator}. Run every `config.eval_every_steps` and by tools/eval.py.
-    sample: optional (model, config, rng, outdir) -> dict of written paths, for tools/sample.py.
+    sample: optional (model, config, rng, outdir, mesh) -> dict of written paths, for tools/sample.py.
   """
   name: str
   build_model: Callable[[ml_collections.ConfigDict, nnx.Rngs], nnx.Module]
