@@ -51,6 +51,13 @@ def compile_for_topology(config, topology: str) -> dict:
   from zoo.training import state as state_lib
   from zoo.training.task import get_task
 
+  # Kernel dispatch "auto" means "Pallas on TPU", but this host's backend is CPU: compile what the pod
+  # will run.
+  if "kernels" in config:
+    with config.unlocked():
+      for name, impl in config.kernels.items():
+        if impl == "auto":
+          config.kernels[name] = "pallas"
   topo = topologies.get_topology_desc(platform="tpu", topology_name=topology)
   devices = list(topo.devices)
   hbm = chip_hbm_bytes(topology)
@@ -58,7 +65,8 @@ def compile_for_topology(config, topology: str) -> dict:
   mesh = zsharding.make_mesh(config.mesh.to_dict(), devices=devices)
   rules = [tuple(rule) for rule in config.axis_rules]
   report = {"topology": topology, "num_devices": len(devices), "device_kind": devices[0].device_kind,
-            "mesh": dict(mesh.shape), "hbm_per_device": hbm}
+            "mesh": dict(mesh.shape), "hbm_per_device": hbm,
+            "kernels": dict(config.kernels) if "kernels" in config else {}}
   zsharding.check_batch_size(config.batch_size, mesh, rules)
   total_steps = int(config.total_steps)
   tx = optimizers.make_optimizer(config.optimizer, total_steps)
@@ -110,6 +118,7 @@ def format_report(report: dict) -> str:
   lines = [f"Topology {report['topology']}: {report['num_devices']} x {report['device_kind']}, "
            f"mesh {report['mesh']}",
            f"  parameters: {report.get('num_params', 0):,}",
+           f"  kernels: {report.get('kernels') or 'n/a'}",
            f"  train state per device: {format_bytes(report['state_bytes_per_device'])}"]
   if "argument_size_in_bytes" in report:
     lines += [f"  arguments per device:   {format_bytes(report['argument_size_in_bytes'])}",

@@ -220,3 +220,16 @@ def describe_mesh(mesh: Mesh) -> str:
 def log_mesh(mesh: Mesh) -> None:
   logging.info("Mesh %s over %d devices (%s), %d process(es).", describe_mesh(mesh), mesh.size,
                mesh.devices.flat[0].platform, jax.process_count())
+
+
+def kernel_mesh(impl: str):
+  """The mesh a kernel call must shard_map over, or None.
+
+  Pallas TPU kernels cannot be auto-partitioned, so inside a jitted step running under
+  `jax.set_mesh(mesh)` (as the training loop does) a Pallas call is wrapped in `jax.shard_map` over the
+  current (abstract) mesh. XLA paths are left to the partitioner.
+  """
+  if impl != "pallas":
+    return None
+  mesh = jax.sharding.get_abstract_mesh()
+  return None if mesh.empty or mesh.size == 1 else mesh

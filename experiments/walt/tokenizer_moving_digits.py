@@ -30,11 +30,11 @@ def get_config(arg=None):
 
   if arg.paper:  # Table 8: channels 128, multipliers (1, 2, 2, 4); 4 res-blocks as in Open-MAGVIT2.
     c.model = dict(channels=128, channel_multipliers=(1, 2, 2, 4), temporal_downsample=(False, True, True),
-                   num_res_blocks=4, latent_channels=8, num_groups=32, discriminator_channels=64)
+                   num_res_blocks=4, latent_channels=8, num_groups=32, discriminator_channels=64, remat=True)
   else:
     c.model = dict(channels=16 if arg.tiny else 64, channel_multipliers=(1, 2, 2, 4),
                    temporal_downsample=(False, True, True), num_res_blocks=1 if arg.tiny else 2,
-                   latent_channels=8, num_groups=8, discriminator_channels=16)
+                   latent_channels=8, num_groups=8, discriminator_channels=16, remat=False)
   c.loss = dict(reconstruction="l2", perceptual_weight=0.0, gan_weight=0.1,
                 gan_start_step=c.total_steps // 2, r1_weight=10.0)
   c.kernels = dict(causal_conv3d="auto")  # auto: Pallas on TPU, the im2col/GEMM XLA path elsewhere.

@@ -64,7 +64,8 @@ def tokenizer_config(config) -> tokenizer_lib.TokenizerConfig:
   return tokenizer_lib.TokenizerConfig(
       channels=m.channels, channel_multipliers=tuple(m.channel_multipliers),
       temporal_downsample=tuple(m.temporal_downsample), num_res_blocks=m.num_res_blocks,
-      latent_channels=m.latent_channels, num_groups=m.num_groups, kernel_impl=config.kernels.causal_conv3d)
+      latent_channels=m.latent_channels, num_groups=m.num_groups, kernel_impl=config.kernels.causal_conv3d,
+      remat=m.get("remat", False))
 
 
 def loss_config(config) -> tokenizer_losses.TokenizerLossConfig:

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.kernels.causal_conv3d import causal_conv3d
+from zoo import sharding as zsharding
+from zoo.kernels.causal_conv3d import causal_conv3d, resolve_impl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,9 @@ class TokenizerConfig:
   latent_channels: int = 8                     # W.A.L.T default c = 8 (Table 3f).
   num_groups: int = 32
   kernel_impl: str = "auto"                    # causal conv dispatch: auto | xla | pallas
+  # Rematerialise each residual block in the backward pass: activations at 17×128×128×128 dominate HBM
+  # (tools/aot_compile.py: 32 GiB of temporaries per v5e chip without it at one clip per chip).
+  remat: bool = False
 
   @property
   def spatial_factor(self) -> int:
@@ -68,8 +72,15 @@ class CausalConv3d(nnx.Module):
     self.impl = impl
 
   def __call__(self, x: jax.Array) -> jax.Array:
+    impl = resolve_impl(self.impl)
     return causal_conv3d(x, self.kernel[...].astype(x.dtype), self.bias[...].astype(x.dtype),
-                         spatial_stride=self.spatial_stride, impl=self.impl)
+                         spatial_stride=self.spatial_stride, impl=impl, mesh=zsharding.kernel_mesh(impl))
+
+
+def _run_block(block: nnx.Module, x: jax.Array, remat: bool) -> jax.Array:
+  if not remat:
+    return block(x)
+  return nnx.remat(lambda module, inputs: module(inputs))(block, x)
 
 
 def _groups(channels: int, num_groups: int) -> int:
@@ -180,6 +191,7 @@ class Encoder(nnx.Module):
     self.blocks = nnx.List(blocks)
     self.downsamples = nnx.List(downsamples)
     self.temporal_downsample = tuple(cfg.temporal_downsample)
+    self.remat = cfg.remat
     self.mid = nnx.List([ResBlock(in_width, in_width, cfg, rngs=rngs) for _ in range(2)])
     self.norm_out = FrameGroupNorm(in_width, cfg.num_groups, rngs=rngs)
     self.conv_out = CausalConv3d(in_width, cfg.latent_channels, (1, 1, 1), impl=cfg.kernel_impl, rngs=rngs)
@@ -188,13 +200,13 @@ class Encoder(nnx.Module):
     x = self.conv_in(video)
     for level, level_blocks in enumerate(self.blocks):
       for block in level_blocks:
-        x = block(x)
+        x = _run_block(block, x, self.remat)
       if level < len(self.downsamples):
         x = self.downsamples[level](x)
         if self.temporal_downsample[level]:
           x = temporal_subsample(x)
     for block in self.mid:
-      x = block(x)
+      x = _run_block(block, x, self.remat)
     return self.conv_out(jax.nn.swish(self.norm_out(x)))
 
 
@@ -220,17 +232,18 @@ class Decoder(nnx.Module):
     self.blocks = nnx.List(blocks)
     self.upsamples = nnx.List(upsamples)
     self.temporal_up = temporal_up
+    self.remat = cfg.remat
     self.norm_out = FrameGroupNorm(in_width, cfg.num_groups, rngs=rngs)
     self.conv_out = CausalConv3d(in_width, 3, impl=cfg.kernel_impl, rngs=rngs)
 
   def __call__(self, z: jax.Array) -> jax.Array:
     x = self.conv_in(z)
     for block in self.mid:
-      x = block(x)
+      x = _run_block(block, x, self.remat)
     for level, level_blocks in enumerate(self.blocks):
       x = self.norms[level](x, z)
       for block in level_blocks:
-        x = block(x)
+        x = _run_block(block, x, self.remat)
       if level < len(self.upsamples):
         factor_t = 2 if self.temporal_up[level] else 1
         x = depth_to_space(self.upsamples[level](x), factor_t, 2)

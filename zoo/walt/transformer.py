@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from zoo.kernels.window_attention import window_attention
+from zoo import sharding as zsharding
+from zoo.kernels.window_attention import resolve_impl, window_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +117,9 @@ class WindowSelfAttention(nnx.Module):
       q, k = self.q_norm(q), self.k_norm(k)
     # The identity mask matters only where frames would mix: spatiotemporal windows (wt > 1).
     image_flags = is_image if self.window[0] > 1 else None
+    impl = resolve_impl(self.impl)
     o = window_attention(q, k, v, self.relative_bias[...], window=self.window, is_image=image_flags,
-                         impl=self.impl)
+                         impl=impl, mesh=zsharding.kernel_mesh(impl))
     return jnp.einsum("bthwnk,nkd->bthwd", o, self.out[...].astype(x.dtype)) + self.out_bias[...].astype(x.dtype)
 
 
