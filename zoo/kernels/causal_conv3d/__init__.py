@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
+from zoo.kernels.dispatch import IMPLS, resolve_impl
+
 from zoo.kernels.causal_conv3d import pallas_tpu
 from zoo.kernels.causal_conv3d import xla
 from zoo.kernels.causal_conv3d.reference import (causal_conv3d_reference, causal_padding,
@@ -23,15 +25,6 @@ from zoo.kernels.causal_conv3d.reference import (causal_conv3d_reference, causal
 
 __all__ = ["causal_conv3d", "causal_conv3d_reference", "causal_padding", "resolve_impl"]
 
-IMPLS = ("auto", "xla", "pallas")
-
-
-def resolve_impl(impl: str) -> str:
-  if impl not in IMPLS:
-    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if jax.default_backend() == "tpu" else "xla"
-  return impl
 
 
 def causal_conv3d(x, kernel, bias=None, *, spatial_stride: int = 1, impl: str = "auto",

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
+from zoo.kernels.dispatch import IMPLS, resolve_impl
+
 from zoo.kernels.window_attention import pallas_tpu
 from zoo.kernels.window_attention import reference
 from zoo.kernels.window_attention import xla
@@ -35,15 +37,6 @@ from zoo.kernels.window_attention.reference import (check_window, gather_relativ
 __all__ = ["window_attention", "window_attention_reference", "resolve_impl", "check_window",
            "gather_relative_bias", "relative_position_index", "window_partition", "window_merge"]
 
-IMPLS = ("auto", "xla", "pallas")
-
-
-def resolve_impl(impl: str) -> str:
-  if impl not in IMPLS:
-    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if jax.default_backend() == "tpu" else "xla"
-  return impl
 
 
 def _mesh_axes(mesh, names):
