@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 
-from tools import _common
 
 DEMO_CONFIG = "experiments/core/digits_classifier.py:tiny"
 

@@ -1,7 +1,6 @@
 """The parallelepiped study (paper §3.1, Fig. 3): data geometry and a short training run."""
 import jax
 import numpy as np
-import pytest
 
 from zoo.kpe import parallelepipeds as ppd
 

@@ -2,9 +2,7 @@
 import glob
 import os
 
-import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

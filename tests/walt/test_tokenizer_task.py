@@ -1,5 +1,4 @@
 """The tokenizer experiment end to end at CI size: trains (GAN on), checkpoints, evaluates, writes GIFs."""
-import json
 import os
 
 import jax

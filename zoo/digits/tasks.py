@@ -1,7 +1,6 @@
 """Task `digits.classifier`: cross-entropy on scikit-learn's digits (data_pipelines/digits.py)."""
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp

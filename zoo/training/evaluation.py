@@ -7,7 +7,7 @@ Evaluators then reduce *sums* inside jit, so results are exact and identical on 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import jax
 import numpy as np
