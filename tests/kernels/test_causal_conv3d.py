@@ -114,14 +114,36 @@ def test_shard_map_on_eight_devices_equals_unsharded():
 
 
 # W.A.L.T autoencoder scale (17 frames of 128x128; channels 128 at full resolution, 512 deeper).
-TPU_CASES = [pytest.param(128, 128, 1, id="128to128"), pytest.param(256, 512, 2, id="256to512-s2")]
+# The decoder's depth-to-space upsampler at the lowest level is a 512 -> 4096-channel conv on the 5×16×16
+# latent grid: its input gradient must tile the 4096-wide contraction (found by compiling the paper
+# tokenizer with tools/aot_compile.py).
+TPU_CASES = [pytest.param(128, 128, 1, (17, 128, 128), id="128to128"),
+             pytest.param(256, 512, 2, (17, 128, 128), id="256to512-s2"),
+             pytest.param(512, 4096, 1, (5, 16, 16), id="512to4096-upsampler")]
 
 
-@pytest.mark.parametrize("cin,cout,stride", TPU_CASES)
-def test_compiles_for_tpu_in_shard_map_forward_and_backward(cin, cout, stride):
+def test_input_gradient_reduces_over_cout_blocks():
+  """Splitting the Cout contraction of the input-gradient kernel over grid steps changes nothing."""
+  from zoo.kernels.causal_conv3d import pallas_tpu
+  x, kernel, _ = _inputs((1, 2, 4, 8, 4), (3, 3, 3, 4, 256), jnp.float32)
+  xp = jnp.pad(x, ((0, 0), (2, 0), (1, 1), (1, 1), (0, 0)))
+  tiles = pallas_tpu._make_tiles(xp, (3, 3, 3), 1, 4)
+  dout = jax.random.normal(jax.random.key(5), (1, 2, 4, 8, 256))
+  weight = kernel.reshape(3, 3, 3 * 4, 256)
+  whole = pallas_tpu._input_grad(dout, weight, tiles.shape, kt=3, kh=3, stride=1, interpret=True,
+                                 vmem_limit_bytes=None, block_cout=256)
+  split = pallas_tpu._input_grad(dout, weight, tiles.shape, kt=3, kh=3, stride=1, interpret=True,
+                                 vmem_limit_bytes=None, block_cout=128)
+  _assert_close(split, whole, 1e-5, "dx tiles")
+  assert pallas_tpu.input_grad_block_cout(3, 3, 512, 4096) == 256
+  assert pallas_tpu.input_grad_block_cout(3, 3, 512, 256) == 256
+
+
+@pytest.mark.parametrize("cin,cout,stride,grid", TPU_CASES)
+def test_compiles_for_tpu_in_shard_map_forward_and_backward(cin, cout, stride, grid):
   pytest.importorskip("libtpu")
   mesh = tpu_aot.topology_mesh("v5e:2x2", (4, 1, 1), ("data", "fsdp", "tensor"))
-  x = jax.ShapeDtypeStruct((4, 17, 128, 128, cin), jnp.bfloat16)
+  x = jax.ShapeDtypeStruct((4, *grid, cin), jnp.bfloat16)
   kernel = jax.ShapeDtypeStruct((3, 3, 3, cin, cout), jnp.bfloat16)
   bias = jax.ShapeDtypeStruct((cout,), jnp.float32)
   batch_sharding = NamedSharding(mesh, P(("data", "fsdp")))

@@ -123,18 +123,28 @@ def _forward_kernel(*refs, kt, kh, stride, has_bias):
 
 def _input_grad_kernel(*refs, kt, kh, stride):
   dout_refs, w_ref, dx_ref, acc_ref = refs[:kt], refs[kt], refs[kt + 1], refs[kt + 2]
-  # dout_refs[dt] [block_h, Wo, Cout] = dout[τ - dt]; w_ref [kt, kh, bk, Cout];
-  # dx_ref, acc_ref [s, block_h + halo, Wo, bk] (bk: a block of the kw*Cin axis)
-  block_h, out_w, cout = dout_refs[0].shape
+  # dout_refs[dt] [block_h, Wo, bc] = dout[τ - dt] (bc: a block of Cout, the contraction axis);
+  # w_ref [kt, kh, bk, bc]; dx_ref, acc_ref [s, block_h + halo, Wo, bk] (bk: a block of kw*Cin).
+  # The last grid axis walks the Cout blocks ("arbitrary"), accumulating in acc_ref: wide convs
+  # (e.g. the tokenizer's 512 -> 4096 upsampler) never need the whole [kt, kh, bk, Cout] weight in VMEM.
+  block_h, out_w, block_c = dout_refs[0].shape
   k_width = w_ref.shape[2]
-  acc_ref[...] = jnp.zeros(acc_ref.shape, jnp.float32)
+  c = pl.program_id(4)
+
+  @pl.when(c == 0)
+  def _init():
+    acc_ref[...] = jnp.zeros(acc_ref.shape, jnp.float32)
+
   for dt in range(kt):
-    g = dout_refs[dt][...].reshape(block_h * out_w, cout)
+    g = dout_refs[dt][...].reshape(block_h * out_w, block_c)
     for dh in range(kh):
       contribution = lax.dot_general(g, w_ref[dt, dh], _NT, preferred_element_type=jnp.float32)
       acc_ref[dh % stride, pl.ds(dh // stride, block_h)] += contribution.reshape(
           block_h, out_w, k_width)
-  dx_ref[...] = acc_ref[...].astype(dx_ref.dtype)
+
+  @pl.when(c == pl.num_programs(4) - 1)
+  def _write():
+    dx_ref[...] = acc_ref[...].astype(dx_ref.dtype)
 
 
 def _kernel_grad_kernel(x_ref, dout_ref, dw_ref, *, kh, stride):
@@ -188,24 +198,38 @@ def _forward(tiles, weight, bias, *, kt, kh, stride, block_h, block_cout, interp
   )(*operands)
 
 
-def _input_grad(dout, weight, tiles_shape, *, kt, kh, stride, interpret, vmem_limit_bytes):
+def input_grad_block_cout(kt: int, kh: int, block_k: int, cout: int, itemsize: int = 4,
+                          budget: int = 12 * 2**20) -> int:
+  """Block of the Cout (contraction) axis for the input-gradient kernel: the largest of Cout, 2048, …, 128
+  dividing Cout whose double-buffered weight block [kt, kh, bk, bc] stays within `budget`."""
+  for block in (cout, 2048, 1024, 512, 256, 128):
+    if cout % block == 0 and 2 * kt * kh * block_k * block * itemsize <= budget:
+      return block
+  return 128 if cout % 128 == 0 else cout
+
+
+def _input_grad(dout, weight, tiles_shape, *, kt, kh, stride, interpret, vmem_limit_bytes,
+                block_cout=None):
   b, tp, n_tiles, s, tile_rows, out_w, k_width = tiles_shape
   block_h, cout = dout.shape[2] // n_tiles, dout.shape[-1]
   block_k = input_grad_block_k(k_width)
+  block_c = block_cout or input_grad_block_cout(kt, kh, block_k, cout, weight.dtype.itemsize)
+  if cout % block_c:
+    raise ValueError(f"block_cout={block_c} must divide Cout={cout}")
   padded = jnp.pad(dout, ((0, 0), (kt - 1, kt - 1), (0, 0), (0, 0), (0, 0)))
-  dout_specs = [pl.BlockSpec((None, None, block_h, out_w, cout),
-                             lambda k, n, tau, i, dt=dt: (n, tau + kt - 1 - dt, i, 0, 0))
+  dout_specs = [pl.BlockSpec((None, None, block_h, out_w, block_c),
+                             lambda k, n, tau, i, c, dt=dt: (n, tau + kt - 1 - dt, i, 0, c))
                 for dt in range(kt)]
-  w_spec = pl.BlockSpec((kt, kh, block_k, cout), lambda k, n, tau, i: (0, 0, k, 0))
+  w_spec = pl.BlockSpec((kt, kh, block_k, block_c), lambda k, n, tau, i, c: (0, 0, k, c))
   dx_spec = _tile_spec((s, tile_rows, out_w, block_k),
-                       lambda k, n, tau, i: (n, tau, i, 0, 0, 0, k))
+                       lambda k, n, tau, i, c: (n, tau, i, 0, 0, 0, k))
   return pl.pallas_call(
       functools.partial(_input_grad_kernel, kt=kt, kh=kh, stride=stride),
       out_shape=jax.ShapeDtypeStruct(tiles_shape, dout.dtype),
-      grid=(k_width // block_k, b, tp, n_tiles), in_specs=dout_specs + [w_spec],
+      grid=(k_width // block_k, b, tp, n_tiles, cout // block_c), in_specs=dout_specs + [w_spec],
       out_specs=dx_spec,
       scratch_shapes=[pltpu.VMEM((s, tile_rows, out_w, block_k), jnp.float32)],
-      compiler_params=_params(("parallel",) * 4, vmem_limit_bytes),
+      compiler_params=_params(("parallel",) * 4 + ("arbitrary",), vmem_limit_bytes),
       interpret=interpret, name="causal_conv3d_bwd_input",
   )(*([padded] * kt), weight)
 
