@@ -40,3 +40,25 @@ def prepare(builder_cls: Type[tfds.core.GeneratorBasedBuilder], data_dir: str | 
 
 def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
   return os.path.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
+class IndexedSplitsMixin:
+  """`_split_generators` / `_generate_examples` for builders whose example `i` of a split is a pure
+  function `example_fn(builder_config, split, i)` (so any subset regenerates identically, whatever the
+  order or worker count). The builder config provides `num_train` and `num_test`.
+
+      class MovingDigits(local_tfds.IndexedSplitsMixin, tfds.core.GeneratorBasedBuilder):
+        example_fn = staticmethod(generate_example)
+  """
+
+  example_fn = None  # Set by the builder: (builder_config, split, index) -> feature dict.
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download.
+    config = self.builder_config
+    return {"train": self._generate_examples("train", config.num_train),
+            "test": self._generate_examples("test", config.num_test)}
+
+  def _generate_examples(self, split: str, num_examples: int):
+    for index in range(num_examples):
+      yield index, self.example_fn(self.builder_config, split, index)

@@ -38,6 +38,8 @@ import itertools
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_pipelines import local_tfds
+
 from data_pipelines import digits as digits_data
 
 NUM_FRAMES = 17
@@ -130,10 +132,11 @@ def generate_example(config: MovingDigitsConfig, split: str, index: int) -> dict
   return {"video": video, "label": label, "digits": classes, "positions": positions}
 
 
-class MovingDigits(tfds.core.GeneratorBasedBuilder):
+class MovingDigits(local_tfds.IndexedSplitsMixin, tfds.core.GeneratorBasedBuilder):
   """1–2 scikit-learn digits bouncing on a canvas, generated locally (see the module docstring)."""
 
   VERSION = tfds.core.Version("1.0.0")
+  example_fn = staticmethod(generate_example)
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [
       _config(64, 1, num_train=2000, num_test=256),
@@ -158,15 +161,6 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
         homepage="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
     )
 
-  def _split_generators(self, dl_manager):
-    del dl_manager  # Nothing to download.
-    config = self.builder_config
-    return {"train": self._generate_examples("train", config.num_train),
-            "test": self._generate_examples("test", config.num_test)}
-
-  def _generate_examples(self, split: str, num_examples: int):
-    for index in range(num_examples):
-      yield index, generate_example(self.builder_config, split, index)
 
 
 class FramesAsImages:

@@ -37,6 +37,8 @@ import functools
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_pipelines import local_tfds
+
 NUM_FRAMES = 17
 MOTIONS = ("pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out")
 # skimage.data photos that ship with the package (no pooch download), chosen for natural texture.
@@ -142,10 +144,11 @@ def generate_example(config: PhotoPansConfig, split: str, index: int) -> dict[st
           "photo": photo_index, "crop_boxes": boxes}
 
 
-class PhotoPans(tfds.core.GeneratorBasedBuilder):
+class PhotoPans(local_tfds.IndexedSplitsMixin, tfds.core.GeneratorBasedBuilder):
   """Camera pans/zooms across scikit-image's photos, generated locally (see the module docstring)."""
 
   VERSION = tfds.core.Version("1.0.0")
+  example_fn = staticmethod(generate_example)
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = [
       PhotoPansConfig(name="pans_64", resolution=64, num_train=1200, num_test=180,
@@ -171,12 +174,3 @@ class PhotoPans(tfds.core.GeneratorBasedBuilder):
         homepage="https://scikit-image.org/docs/stable/api/skimage.data.html",
     )
 
-  def _split_generators(self, dl_manager):
-    del dl_manager  # Nothing to download.
-    config = self.builder_config
-    return {"train": self._generate_examples("train", config.num_train),
-            "test": self._generate_examples("test", config.num_test)}
-
-  def _generate_examples(self, split: str, num_examples: int):
-    for index in range(num_examples):
-      yield index, generate_example(self.builder_config, split, index)
