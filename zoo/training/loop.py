@@ -139,7 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       jsonl.truncate_after(step)
   else:
     step = 0
-    _, state, _ = state_lib.init_state(task, config, tx, mesh, rules)
+    state = state_lib.materialize_state(task, config, tx, mesh, shardings)
     logging.info("Initialised a fresh train state (seed %d).", config.seed)
 
   # --- Compile ------------------------------------------------------------------------------------------

@@ -115,14 +115,16 @@ def state_shardings(spec: ModelSpec, abstract_state: TrainState, tx: optax.Gradi
       first_nonfinite_step=repl)
 
 
+def materialize_state(task: Task, config, tx, mesh: Mesh, shardings: TrainState) -> TrainState:
+  """Runs the initialisers under jit so every array is born with its sharding (no host round trip)."""
+  with jax.set_mesh(mesh):
+    return jax.jit(lambda: _init_state(task, config, tx), out_shardings=shardings)()
+
+
 def init_state(task: Task, config, tx, mesh: Mesh, rules) -> tuple[ModelSpec, TrainState, TrainState]:
   """Returns (model spec, initialised sharded state, its shardings)."""
-  spec = model_spec(task, config)
-  abstract_state = jax.eval_shape(lambda: _init_state(task, config, tx))
-  shardings = state_shardings(spec, abstract_state, tx, mesh, rules)
-  with jax.set_mesh(mesh):
-    state = jax.jit(lambda: _init_state(task, config, tx), out_shardings=shardings)()
-  return spec, state, shardings
+  spec, _, shardings = abstract_state_and_shardings(task, config, tx, mesh, rules)
+  return spec, materialize_state(task, config, tx, mesh, shardings), shardings
 
 
 def abstract_state_and_shardings(task: Task, config, tx, mesh: Mesh, rules):
