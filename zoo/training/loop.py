@@ -11,6 +11,7 @@ so a killed-and-resumed run is bit-identical to an uninterrupted one (tests/trai
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -28,6 +29,11 @@ from zoo import sharding as zsharding
 from zoo.training import checkpoints, metrics_io, optimizers, perf
 from zoo.training import state as state_lib
 from zoo.training.task import DataShard, Task, get_task
+
+
+# Steps dispatched ahead of the device: enough to overlap host data work with compute, few enough that a
+# preemption signal is honoured within a couple of steps.
+MAX_STEPS_IN_FLIGHT = 2
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -192,12 +198,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if step == 0 and config.get("eval_at_start", False):
     eval_metrics = run_evals(0)
   window_start, window_step = time.perf_counter(), step
+  in_flight: collections.deque = collections.deque()
   with _StopFlag() as stop, jax.set_mesh(mesh):
     while step < total_steps:
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         local_batch = next(data_iter)
         batch = zsharding.global_batch_from_process_local(local_batch, mesh, rules)
         state, metrics = compiled(state, batch)
+      # Bound the steps in flight: dispatch is asynchronous, and an unbounded queue would make a SIGTERM
+      # (or a NaN check) wait for every queued step before the checkpoint (seen: 50 steps, ~150 s).
+      in_flight.append(metrics["loss"])
+      if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+        in_flight.popleft().block_until_ready()
       step += 1
       for hook in hooks:
         hook(step)
