@@ -128,6 +128,18 @@ def benchmark_window_attention(frames_list, heads, head_dim, window, repeats, to
   return rows
 
 
+def _torch_runners(torch, forward):
+  """(forward-only runner without autograd, forward+backward runner) around a torch `forward()`."""
+  def forward_no_grad():
+    with torch.no_grad():
+      forward()
+
+  def forward_backward():
+    (forward() ** 2).sum().backward()
+
+  return forward_no_grad, forward_backward
+
+
 def _torch_window_attention(torch, q, k, v, bias, window):
   """(forward runner, forward+backward runner) for torch SDPA on the same windows."""
   functional = torch.nn.functional
@@ -149,14 +161,7 @@ def _torch_window_attention(torch, q, k, v, bias, window):
     return merge(functional.scaled_dot_product_attention(partition(tq), partition(tk),
                                                          partition(tv), attn_mask=tbias))
 
-  def forward_no_grad():
-    with torch.no_grad():
-      forward()
-
-  def forward_backward():
-    (forward() ** 2).sum().backward()
-
-  return forward_no_grad, forward_backward
+  return _torch_runners(torch, forward)
 
 
 def print_window_attention(rows, heads, head_dim, window):
@@ -226,14 +231,7 @@ def _torch_causal_conv(torch, x, kernel):
     padded = functional.pad(tx, (pw[0], pw[1], ph[0], ph[1], pt[0], pt[1]))
     return functional.conv3d(padded, tk)
 
-  def forward_no_grad():
-    with torch.no_grad():
-      forward()
-
-  def forward_backward():
-    (forward() ** 2).sum().backward()
-
-  return forward_no_grad, forward_backward
+  return _torch_runners(torch, forward)
 
 
 def print_causal_conv(result, shape, channels_out, kernel_size):

@@ -174,6 +174,12 @@ def depth_to_space(x: jax.Array, time_factor: int, space_factor: int) -> jax.Arr
   return x.reshape(b, t * time_factor, h * space_factor, w * space_factor, channels)
 
 
+def _res_blocks(in_width: int, width: int, cfg: TokenizerConfig, rngs: nnx.Rngs) -> nnx.List:
+  """One resolution level: `num_res_blocks` ResBlocks, the first changing in_width -> width."""
+  widths = [in_width] + [width] * cfg.num_res_blocks
+  return nnx.List([ResBlock(a, b, cfg, rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
+
+
 class Encoder(nnx.Module):
   def __init__(self, cfg: TokenizerConfig, *, rngs: nnx.Rngs):
     widths = [cfg.channels * m for m in cfg.channel_multipliers]
@@ -181,11 +187,8 @@ class Encoder(nnx.Module):
     blocks, downsamples = [], []
     in_width = widths[0]
     for level, width in enumerate(widths):
-      level_blocks = []
-      for _ in range(cfg.num_res_blocks):
-        level_blocks.append(ResBlock(in_width, width, cfg, rngs=rngs))
-        in_width = width
-      blocks.append(nnx.List(level_blocks))
+      blocks.append(_res_blocks(in_width, width, cfg, rngs))
+      in_width = width
       if level < len(widths) - 1:
         downsamples.append(CausalConv3d(width, width, spatial_stride=2, impl=cfg.kernel_impl, rngs=rngs))
     self.blocks = nnx.List(blocks)
@@ -220,11 +223,8 @@ class Decoder(nnx.Module):
     in_width = widths[0]
     for level, width in enumerate(widths):
       norms.append(AdaptiveGroupNorm(in_width, cfg.latent_channels, cfg.num_groups, cfg.kernel_impl, rngs=rngs))
-      level_blocks = []
-      for _ in range(cfg.num_res_blocks):
-        level_blocks.append(ResBlock(in_width, width, cfg, rngs=rngs))
-        in_width = width
-      blocks.append(nnx.List(level_blocks))
+      blocks.append(_res_blocks(in_width, width, cfg, rngs))
+      in_width = width
       if level < len(widths) - 1:
         factor_t = 2 if temporal_up[level] else 1
         upsamples.append(CausalConv3d(width, width * factor_t * 4, impl=cfg.kernel_impl, rngs=rngs))
