@@ -18,7 +18,12 @@ from experiments import args as config_args
 
 
 def get_config(arg=None):
-  arg = config_args.parse(arg, tiny=False, paper=False, steps=0, res=0, frames=17, batch=0)
+  arg = config_args.parse(arg, tiny=False, paper=False, demo=False, steps=0, res=0, frames=0, batch=0)
+  if arg.demo:  # The README demo's first stage: 9×32×32 -> 3×8×8×8 (space ÷4, time ÷4), CPU-sized.
+    arg.tiny = True
+    arg.res, arg.frames = arg.res or 32, arg.frames or 9
+    arg.batch, arg.steps = arg.batch or 8, arg.steps or 1500
+  arg.frames = arg.frames or 17
   c = mlc.ConfigDict()
   c.task = "walt.tokenizer"
   c.seed = 0
@@ -31,11 +36,15 @@ def get_config(arg=None):
   if arg.paper:  # Table 8: channels 128, multipliers (1, 2, 2, 4); 4 res-blocks as in Open-MAGVIT2.
     c.model = dict(channels=128, channel_multipliers=(1, 2, 2, 4), temporal_downsample=(False, True, True),
                    num_res_blocks=4, latent_channels=8, num_groups=32, discriminator_channels=64, remat=True)
+  elif arg.demo:  # Two spatial downsamplings (÷4) keep 12-px digits legible in an 8×8 latent.
+    c.model = dict(channels=16, channel_multipliers=(1, 2, 4), temporal_downsample=(True, True),
+                   num_res_blocks=1, latent_channels=8, num_groups=8, discriminator_channels=16, remat=False)
   else:
     c.model = dict(channels=16 if arg.tiny else 64, channel_multipliers=(1, 2, 2, 4),
                    temporal_downsample=(False, True, True), num_res_blocks=1 if arg.tiny else 2,
                    latent_channels=8, num_groups=8, discriminator_channels=16, remat=False)
-  c.loss = dict(reconstruction="l2", perceptual_weight=0.0, gan_weight=0.1,
+  # The demo trains on L2 alone: the GAN's discriminator + R1 would double a CPU step (blurrier but legible).
+  c.loss = dict(reconstruction="l2", perceptual_weight=0.0, gan_weight=0.0 if arg.demo else 0.1,
                 gan_start_step=c.total_steps // 2, r1_weight=10.0)
   c.kernels = dict(causal_conv3d="auto")  # auto: Pallas on TPU, the im2col/GEMM XLA path elsewhere.
   c.optimizer = dict(name="adamw", learning_rate=1e-3 if arg.tiny else 1e-4, warmup_steps=100 if arg.tiny else 1000,

@@ -23,6 +23,40 @@ def preprocess(images: np.ndarray, resolution: int) -> np.ndarray:
   return x[..., None]
 
 
+def preprocess_frames(frames: np.ndarray, resolution: int) -> np.ndarray:
+  """Video frames [N, H, W, 3] (uint8, or float in [−1, 1]) -> grey float32 [N, R, R, 1] in [0, 1].
+
+  The input of the moving-digits frame classifier, which scores W.A.L.T's generated frames (they arrive
+  as float in [−1, 1] at the video resolution) and trains on the dataset's uint8 frames.
+  """
+  frames = np.asarray(frames)
+  x = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else (frames.astype(np.float32) + 1) / 2
+  x = x.mean(axis=-1, keepdims=True)
+  if x.shape[1] != resolution or x.shape[2] != resolution:
+    x = np.asarray(jax.image.resize(x, (x.shape[0], resolution, resolution, 1), "bilinear", antialias=True))
+  return np.clip(x, 0.0, 1.0)
+
+
+FRAMES_PREFIX = "moving_digits_frames/"
+
+
+def _frames_source(config, split: str):
+  """Frames of moving-digits clips as images (every `frame_stride`-th frame), labelled with the digit."""
+  from data_pipelines import moving_digits
+  name = config.data.source[len(FRAMES_PREFIX):]
+  builder = local_tfds.prepare(moving_digits.MovingDigits, config.data.get("data_dir") or None, config=name)
+  if builder.builder_config.num_digits != 1:
+    raise ValueError(f"data.source={config.data.source!r}: the frame classifier needs one digit per clip.")
+  return moving_digits.FramesAsImages(builder.as_data_source(split), frame_stride=config.data.frame_stride)
+
+
+def _uses_frames(config) -> bool:
+  source = config.data.get("source", "digits")
+  if source != "digits" and not source.startswith(FRAMES_PREFIX):
+    raise ValueError(f"Unknown data.source {source!r}; use 'digits' or '{FRAMES_PREFIX}one_digit_64'.")
+  return source.startswith(FRAMES_PREFIX)
+
+
 def build_model(config, rngs: nnx.Rngs) -> DigitsConvNet:
   return DigitsConvNet(resolution=config.data.resolution, width=config.model.width,
                        depth=config.model.depth, embed_dim=config.model.embed_dim,
@@ -45,6 +79,16 @@ def _check_resolution(config):
 
 def train_data(config, shard: DataShard):
   _check_resolution(config)
+  if _uses_frames(config):
+    resolution = config.data.resolution
+
+    def frame_example(record):
+      return {"image": preprocess_frames(record["image"][None], resolution)[0],
+              "label": np.int32(record["label"])}
+
+    return grain_pipeline.make_loader(_frames_source(config, config.data.get("split", "train")),
+                                      global_batch_size=config.batch_size, shard=shard, seed=config.seed,
+                                      map_fn=frame_example)
   builder = local_tfds.prepare(digits_data.Digits, config.data.get("data_dir") or None)
   source = builder.as_data_source(config.data.get("split", "train"))
   resolution = config.data.resolution
@@ -67,13 +111,16 @@ class ClassificationEvaluator:
 
   def __init__(self, config, split: str = "test"):
     _check_resolution(config)
-    builder = local_tfds.prepare(digits_data.Digits, config.data.get("data_dir") or None)
-    source = builder.as_data_source(split)
-    records = [source[i] for i in range(len(source))]
-    self.arrays = {
-        "image": preprocess(np.stack([r["image"] for r in records]), config.data.resolution),
-        "label": np.asarray([r["label"] for r in records], np.int32),
-    }
+    if _uses_frames(config):
+      source = _frames_source(config, split)
+      records = [source[i] for i in range(len(source))]
+      images = preprocess_frames(np.stack([r["image"] for r in records]), config.data.resolution)
+    else:
+      builder = local_tfds.prepare(digits_data.Digits, config.data.get("data_dir") or None)
+      source = builder.as_data_source(split)
+      records = [source[i] for i in range(len(source))]
+      images = preprocess(np.stack([r["image"] for r in records]), config.data.resolution)
+    self.arrays = {"image": images, "label": np.asarray([r["label"] for r in records], np.int32)}
     self.batch_size = config.evals.classification.batch_size
     self.rules = [tuple(rule) for rule in config.axis_rules]
 

@@ -227,3 +227,7 @@ TOKENIZER_TASK = register(Task(
     evaluators=tokenizer_evaluators,
     sample=tokenizer_sample,
 ))
+
+
+# The second stage registers `walt.video_diffusion` (imported last: it uses this module's data helpers).
+from zoo.walt import diffusion_task  # noqa: E402,F401

@@ -43,6 +43,7 @@ class TransformerConfig:
   qk_norm: bool = True
   self_condition: bool = True
   frame_prediction: bool = True
+  full_attention: bool = False              # Ablation: every layer attends over the whole t×h×w grid.
   attention_impl: str = "auto"              # window attention dispatch: auto | xla | pallas
   dtype: str = "float32"                    # activation dtype (bfloat16 on TPU)
 
@@ -57,6 +58,8 @@ class TransformerConfig:
 
   def window(self, layer: int) -> tuple[int, int, int]:
     t, h, w = self.grid
+    if self.full_attention:
+      return (t, h, w)
     if layer % 2 == 0:
       return (1, h, w)
     wt, wh, ww = self.spatiotemporal_window
