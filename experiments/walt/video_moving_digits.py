@@ -34,7 +34,7 @@ def get_config(arg=None):
 
   # Stage 1. allow_untrained is for smoke tests only (latents of a random tokenizer carry little).
   c.tokenizer = dict(config="experiments/walt/tokenizer_moving_digits.py:demo",
-                     workdir=f"{DEMO_ROOT}/tokenizer", step=-1, allow_untrained=False)
+                     workdir=f"{DEMO_ROOT}/tokenizer", step=-1, overrides=[], allow_untrained=False)
   c.data = dict(name="moving_digits/one_digit_64", split="train", frames=9, resolution=32, frame_stride=1,
                 num_classes=10, image_fraction=0.25, max_videos=16 if arg.tiny else 0, data_dir="", latent_cache_dir="")
   c.batch_size = arg.batch or (4 if arg.tiny else 32)

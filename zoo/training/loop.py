@@ -264,3 +264,18 @@ def restore_for_eval(config: ml_collections.ConfigDict, checkpoint_dir: str, *, 
   model = state_lib.merge_model(spec, params, model_state)
   model.eval()
   return task, mesh, model, restored_step, which
+
+
+def restore_trained_model(checkpoint_dir: str, *, step: int | None = None, prefer_ema: bool = True,
+                          devices: list | None = None):
+  """Restores a model from its checkpoint directory alone, rebuilt from the config saved beside it.
+
+  For models another experiment consumes (W.A.L.T's frozen tokenizer, the frame classifier that scores
+  samples): whatever flags trained them, the stored config rebuilds exactly that model.
+  Returns (config, task, mesh, model, step, which).
+  """
+  ckpt = checkpoints.Checkpointer(checkpoint_dir, read_only=True)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"No checkpoint found in {checkpoint_dir}.")
+  config = ckpt.restore_config(step)
+  return (config, *restore_for_eval(config, checkpoint_dir, step=step, prefer_ema=prefer_ema, devices=devices))

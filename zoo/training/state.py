@@ -129,8 +129,11 @@ def init_state(task: Task, config, tx, mesh: Mesh, rules) -> tuple[ModelSpec, Tr
 
 def abstract_state_and_shardings(task: Task, config, tx, mesh: Mesh, rules):
   """Like init_state but allocates nothing (for restore targets and AOT compilation)."""
-  spec = model_spec(task, config)
-  abstract_state = jax.eval_shape(lambda: _init_state(task, config, tx))
+  # Built with no ambient mesh: the variables' out_sharding names are *logical* axes, which a mesh set by
+  # the caller (e.g. an evaluator restoring a second model, W.A.L.T's tokenizer) would read as mesh axes.
+  with jax.set_mesh(None):
+    spec = model_spec(task, config)
+    abstract_state = jax.eval_shape(lambda: _init_state(task, config, tx))
   shardings = state_shardings(spec, abstract_state, tx, mesh, rules)
   abstract_state = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings)

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import logging
 import os
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -191,10 +190,9 @@ def _class_labels(config, count: int) -> np.ndarray:
 def walt_sample(model: LatentDiffusion, config, rng, outdir: str, mesh) -> dict[str, str]:
   """Writes class-conditional video/image grids, image-to-video, prediction and long-video GIFs."""
   import imageio.v3 as iio
-  del mesh
   s = config.sample
   settings = sampler_settings(s)
-  tokenizer = latents_lib.load_tokenizer(config)
+  tokenizer = latents_lib.load_tokenizer(config, devices=list(mesh.devices.flat))
   tc = model.transformer.config
   classes = min(config.data.num_classes, s.num_classes)
   per_class = s.per_class
@@ -202,17 +200,15 @@ def walt_sample(model: LatentDiffusion, config, rng, outdir: str, mesh) -> dict[
   keys = jax.random.split(rng, 5)
   written = {}
 
-  with jax.set_mesh(tokenizer.mesh):
-    videos = tokenizer.decode(tokenizer.denormalize(sample_normalised_latents(
-        model, labels, keys[0], settings, batch_size=s.batch_size)))
+  videos = tokenizer.decode(tokenizer.denormalize(sample_normalised_latents(
+      model, labels, keys[0], settings, batch_size=s.batch_size)))
   grid = tile(videos.reshape(classes, per_class, *videos.shape[1:]))
   written["class_conditional_videos"] = write_gif(os.path.join(outdir, "class_conditional_videos.gif"), grid)
   logging.info("Rows are classes 0..%d, %d samples each.", classes - 1, per_class)
 
   if s.get("images", True):
-    with jax.set_mesh(tokenizer.mesh):
-      images = decode_images(tokenizer, sample_normalised_latents(
-          model, labels, keys[1], settings, batch_size=s.batch_size, images=True))
+    images = decode_images(tokenizer, sample_normalised_latents(
+        model, labels, keys[1], settings, batch_size=s.batch_size, images=True))
     # Rows: classes; columns: per_class stacks × t independent images.
     image_grid = tile(images.reshape(classes, per_class * tc.latent_frames, *images.shape[2:]))
     path = os.path.join(outdir, "class_conditional_images.png")
@@ -223,27 +219,25 @@ def walt_sample(model: LatentDiffusion, config, rng, outdir: str, mesh) -> dict[
     test = latents_lib.encoded_split(config, "test", tokenizer)
     n = min(s.num_prediction_videos, len(test["labels"]))
     cond = ((test["latents"][:n] - test["mean"]) / test["std"]).astype(np.float32)
-    with jax.set_mesh(tokenizer.mesh):
-      real = tokenizer.decode(test["latents"][:n])
-      for frames, name in ((1, "image_to_video"), (2, "video_prediction")):
-        if frames > config.diffusion.max_condition_frames or frames >= tc.latent_frames:
-          continue
-        predicted = tokenizer.decode(tokenizer.denormalize(sample_normalised_latents(
-            model, test["labels"][:n], keys[2 + frames - 1], settings, batch_size=s.batch_size,
-            condition_latents=cond, num_condition_frames=frames)))
-        # Rows: examples; columns: tokenizer reconstruction of the real clip | generated from its first frames.
-        written[name] = write_gif(os.path.join(outdir, f"{name}.gif"),
-                                  tile(np.stack([real, predicted], axis=1)))
+    real = tokenizer.decode(test["latents"][:n])
+    for frames, name in ((1, "image_to_video"), (2, "video_prediction")):
+      if frames > config.diffusion.max_condition_frames or frames >= tc.latent_frames:
+        continue
+      predicted = tokenizer.decode(tokenizer.denormalize(sample_normalised_latents(
+          model, test["labels"][:n], keys[2 + frames - 1], settings, batch_size=s.batch_size,
+          condition_latents=cond, num_condition_frames=frames)))
+      # Rows: examples; columns: tokenizer reconstruction of the real clip | generated from its first frames.
+      written[name] = write_gif(os.path.join(outdir, f"{name}.gif"), tile(np.stack([real, predicted], axis=1)))
 
-      segments = s.get("long_video_segments", 0)
-      if segments and config.diffusion.max_condition_frames >= 2 and tc.latent_frames > 2:
-        long = real
-        for i in range(segments):
-          new = continue_video(model, tokenizer, long, test["labels"][:n], jax.random.fold_in(keys[4], i),
-                               settings, batch_size=s.batch_size)
-          long = np.concatenate([long, new], axis=1)
-        written["long_video"] = write_gif(os.path.join(outdir, "long_video.gif"), tile(long[:, None]))
-        logging.info("Long videos: %d frames each (%d segments after the first clip).", long.shape[1], segments)
+    segments = s.get("long_video_segments", 0)
+    if segments and config.diffusion.max_condition_frames >= 2 and tc.latent_frames > 2:
+      long = real
+      for i in range(segments):
+        new = continue_video(model, tokenizer, long, test["labels"][:n], jax.random.fold_in(keys[4], i),
+                             settings, batch_size=s.batch_size)
+        long = np.concatenate([long, new], axis=1)
+      written["long_video"] = write_gif(os.path.join(outdir, "long_video.gif"), tile(long[:, None]))
+      logging.info("Long videos: %d frames each (%d segments after the first clip).", long.shape[1], segments)
   return written
 
 
@@ -268,10 +262,11 @@ class GenerationEvaluator:
     self._classifier = None
     self._reference = None
 
-  def _setup(self):
+  def _setup(self, mesh):
     if self._tokenizer is not None:
       return
-    self._tokenizer = latents_lib.load_tokenizer(self.config)
+    devices = list(mesh.devices.flat)
+    self._tokenizer = latents_lib.load_tokenizer(self.config, devices=devices)
     from zoo.walt import tasks as tokenizer_tasks
     source = tokenizer_tasks.video_source(self.config, self.section.split)
     count = min(len(source), max(self.section.num_videos, self.section.get("fvd_videos", 0)))
@@ -279,20 +274,18 @@ class GenerationEvaluator:
     records = [map_fn(source[i]) for i in range(count)]
     self._real = np.stack([r["video"] for r in records])
     self._real_labels = np.asarray([r["label"] for r in records], np.int32)
-    with jax.set_mesh(self._tokenizer.mesh):
-      self._reconstructed = self._tokenizer.decode(self._tokenizer.encode(self._real))
+    self._reconstructed = self._tokenizer.decode(self._tokenizer.encode(self._real))
     if self.section.get("classifier_workdir"):
-      self._classifier = FrameClassifier(self.section.classifier_config, self.section.classifier_workdir)
+      self._classifier = FrameClassifier(self.section.classifier_config, self.section.classifier_workdir,
+                                         devices=devices)
 
   def __call__(self, model: LatentDiffusion, mesh) -> dict[str, float]:
-    del mesh
-    self._setup()
+    self._setup(mesh)
     settings = sampler_settings(self.section)
     labels = _class_labels(self.config, self.section.num_videos)
     key = jax.random.key(self.section.get("seed", 0))
-    with jax.set_mesh(self._tokenizer.mesh):
-      videos = self._tokenizer.decode(self._tokenizer.denormalize(sample_normalised_latents(
-          model, labels, key, settings, batch_size=self.section.batch_size)))
+    videos = self._tokenizer.decode(self._tokenizer.denormalize(sample_normalised_latents(
+        model, labels, key, settings, batch_size=self.section.batch_size)))
     results = {"num_videos": float(len(videos))}
     if self._classifier is not None:
       n = min(len(self._real), self.section.num_videos)
@@ -309,12 +302,11 @@ class GenerationEvaluator:
 class FrameClassifier:
   """The moving-digits frame classifier (task `digits.classifier` with data.source = moving-digit frames)."""
 
-  def __init__(self, config_spec: str, workdir: str):
-    from zoo import config as zconfig
+  def __init__(self, config_spec: str, workdir: str, devices: list | None = None):
     from zoo.training import loop
-    config = zconfig.load_config(config_spec)
     try:
-      _, self.mesh, self.model, self.step, _ = loop.restore_for_eval(config, os.path.join(workdir, "checkpoints"))
+      config, _, self.mesh, self.model, self.step, _ = loop.restore_trained_model(
+          os.path.join(workdir, "checkpoints"), devices=devices)
     except FileNotFoundError:
       raise FileNotFoundError(
           f"No frame classifier checkpoint in {workdir}. Train it first:\n  python -m tools.train --config "

@@ -46,12 +46,14 @@ class FrozenTokenizer:
     return np.asarray(jax.device_get(self.trainer.latent_std()))
 
   def encode(self, videos: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """videos float32 [N, T, H, W, 3] in [−1, 1] -> raw latents [N, t, h, w, c]."""
-    return _batched(_jitted_method("encode", self.trainer.tokenizer), videos, batch_size)
+    """videos float32 [N, T, H, W, 3] in [−1, 1] -> raw latents [N, t, h, w, c] (numpy, on the host)."""
+    with jax.set_mesh(self.mesh):  # The tokenizer's own mesh, whatever mesh the caller has set.
+      return _batched(_jitted_method("encode", self.trainer.tokenizer), videos, batch_size)
 
   def decode(self, latents: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """raw latents [N, t, h, w, c] -> videos [N, T, H, W, 3] clipped to [−1, 1]."""
-    return np.clip(_batched(_jitted_method("decode", self.trainer.tokenizer), latents, batch_size), -1, 1)
+    """raw latents [N, t, h, w, c] -> videos [N, T, H, W, 3] clipped to [−1, 1] (numpy, on the host)."""
+    with jax.set_mesh(self.mesh):
+      return np.clip(_batched(_jitted_method("decode", self.trainer.tokenizer), latents, batch_size), -1, 1)
 
   def normalize(self, latents: np.ndarray) -> np.ndarray:
     return ((latents - self.latent_mean) / self.latent_std).astype(np.float32)
@@ -96,7 +98,7 @@ def latent_grid(config) -> tuple[int, int, int, int]:
   return tokenizer_cfg.latent_shape(config.data.frames, config.data.resolution, config.data.resolution)
 
 
-def load_tokenizer(config) -> FrozenTokenizer:
+def load_tokenizer(config, devices: list | None = None) -> FrozenTokenizer:
   """Restores the tokenizer named by `config.tokenizer` (EMA params) for encoding and decoding.
 
   `config.tokenizer.workdir` is the tokenizer's training workdir. With `allow_untrained=True` and no
@@ -105,17 +107,14 @@ def load_tokenizer(config) -> FrozenTokenizer:
   """
   from zoo.training import loop
   from zoo.walt import tasks as tokenizer_tasks
-  tok_config = tokenizer_experiment(config)
-  if (tok_config.data.frames, tok_config.data.resolution) != (config.data.frames, config.data.resolution):
-    logging.info("Tokenizer trained on %d×%d clips; encoding %d×%d clips (it is fully convolutional).",
-                 tok_config.data.frames, tok_config.data.resolution, config.data.frames, config.data.resolution)
   checkpoint_dir = os.path.join(config.tokenizer.workdir, "checkpoints") if config.tokenizer.workdir else ""
   step = config.tokenizer.get("step", -1)
   try:
     if not checkpoint_dir:
       raise FileNotFoundError("config.tokenizer.workdir is empty")
-    _, mesh, trainer, restored_step, _ = loop.restore_for_eval(
-        tok_config, checkpoint_dir, step=None if step < 0 else step)
+    # The stored config rebuilds the tokenizer exactly as trained, whatever flags its run used.
+    tok_config, _, mesh, trainer, restored_step, _ = loop.restore_trained_model(
+        checkpoint_dir, step=None if step < 0 else step, devices=devices)
   except FileNotFoundError as e:
     if not config.tokenizer.get("allow_untrained", False):
       raise FileNotFoundError(
@@ -125,10 +124,18 @@ def load_tokenizer(config) -> FrozenTokenizer:
           "(or set --config.tokenizer.allow_untrained=True for a smoke test).") from None
     logging.warning("No tokenizer checkpoint (%s): using an UNTRAINED tokenizer (allow_untrained=True).", e)
     from zoo import sharding as zsharding
-    mesh = zsharding.make_mesh(tok_config.mesh.to_dict())
+    tok_config = tokenizer_experiment(config)
+    mesh = zsharding.make_mesh(tok_config.mesh.to_dict(), devices)
     trainer = tokenizer_tasks.build_tokenizer_trainer(tok_config, nnx.Rngs(tok_config.seed))
     trainer.eval()
     restored_step = 0
+  expected = latent_grid(config)
+  got = tokenizer_tasks.tokenizer_config(tok_config).latent_shape(
+      config.data.frames, config.data.resolution, config.data.resolution)
+  if got != expected:
+    raise ValueError(f"The tokenizer in {checkpoint_dir} maps {config.data.frames}×{config.data.resolution}² "
+                     f"clips to {got} latents, but config.tokenizer.config ({config.tokenizer.config}) says "
+                     f"{expected}; make them describe the same tokenizer.")
   return FrozenTokenizer(trainer=trainer, config=tok_config, step=restored_step, mesh=mesh)
 
 
@@ -165,12 +172,11 @@ def encoded_split(config, split: str, tokenizer: FrozenTokenizer | None = None) 
   start = time.time()
   latents, labels = [], []
   chunk = 64
-  with jax.set_mesh(tokenizer.mesh):
-    for begin in range(0, count, chunk):
-      records = [map_fn(source[i]) for i in range(begin, min(begin + chunk, count))]
-      latents.append(tokenizer.encode(np.stack([r["video"] for r in records])))
-      labels.extend(int(r["label"]) for r in records)
-      logging.info("  encoded %d/%d clips (%.0f s)", begin + len(records), count, time.time() - start)
+  for begin in range(0, count, chunk):
+    records = [map_fn(source[i]) for i in range(begin, min(begin + chunk, count))]
+    latents.append(tokenizer.encode(np.stack([r["video"] for r in records])))
+    labels.extend(int(r["label"]) for r in records)
+    logging.info("  encoded %d/%d clips (%.0f s)", begin + len(records), count, time.time() - start)
   result = {"latents": np.concatenate(latents).astype(np.float32), "labels": np.asarray(labels, np.int32),
             "mean": tokenizer.latent_mean, "std": tokenizer.latent_std,
             "tokenizer_step": np.int64(tokenizer.step)}
