@@ -7,8 +7,10 @@ bouncing digit -> a 5×8×8×c latent (time ÷4 after the first frame, space ÷8
   python -m tools.eval  --config experiments/walt/tokenizer_moving_digits.py:tiny --workdir /tmp/zoo/tok
   python -m tools.sample --config experiments/walt/tokenizer_moving_digits.py:tiny --workdir /tmp/zoo/tok
 
-Arguments: `tiny` (CPU-sized), `paper` (Table 8 widths at 17×128×128 -> 5×16×16×8, for TPU; check it with
-tools/aot_compile.py), `steps=`, `res=`, `frames=`.
+Arguments: `tiny` (CPU-sized), `demo` (the README demo's 9×32×32 -> 3×8×8×8 tokenizer), `paper` (Table 8
+widths at 17×128×128 -> 5×16×16×8, for TPU; check it with tools/aot_compile.py; for UCF-101 / K600 add
+--config.data.name=ucf101 or kinetics600), `image` (Table 8's ImageNet tokenizer, 256² -> 1×32×32×8),
+`steps=`, `res=`, `frames=`, `batch=`.
 Expected: see zoo/walt/README.md (reconstruction PSNR/SSIM vs the bilinear baseline with the same number
 of latent numbers, measured with the command above). Paper (UCF-101, c=8): rFVD 17.1 (Table 3f).
 """
@@ -18,7 +20,10 @@ from experiments import args as config_args
 
 
 def get_config(arg=None):
-  arg = config_args.parse(arg, tiny=False, paper=False, demo=False, steps=0, res=0, frames=0, batch=0)
+  arg = config_args.parse(arg, tiny=False, paper=False, image=False, demo=False, steps=0, res=0, frames=0, batch=0)
+  if arg.image:  # Table 8's image-only ImageNet tokenizer: 256×256 -> 1×32×32×8, multipliers (1, 1, 2, 4).
+    arg.paper = True
+    arg.res, arg.frames = arg.res or 256, 1
   if arg.demo:  # The README demo's first stage: 9×32×32 -> 3×8×8×8 (space ÷4, time ÷4), CPU-sized.
     arg.tiny = True
     arg.res, arg.frames = arg.res or 32, arg.frames or 9
@@ -33,7 +38,11 @@ def get_config(arg=None):
   c.batch_size = arg.batch or (4 if arg.tiny else 256 if arg.paper else 16)
   c.total_steps = arg.steps or (2000 if arg.tiny else 270_000 if arg.paper else 20_000)
 
-  if arg.paper:  # Table 8: channels 128, multipliers (1, 2, 2, 4); 4 res-blocks as in Open-MAGVIT2.
+  if arg.image:
+    c.model = dict(channels=128, channel_multipliers=(1, 1, 2, 4), temporal_downsample=(False, False, False),
+                   num_res_blocks=4, latent_channels=8, num_groups=32, discriminator_channels=64, remat=True)
+    c.data.name = "imagenet"
+  elif arg.paper:  # Table 8: channels 128, multipliers (1, 2, 2, 4); 4 res-blocks as in Open-MAGVIT2.
     c.model = dict(channels=128, channel_multipliers=(1, 2, 2, 4), temporal_downsample=(False, True, True),
                    num_res_blocks=4, latent_channels=8, num_groups=32, discriminator_channels=64, remat=True)
   elif arg.demo:  # Two spatial downsamplings (÷4) keep 12-px digits legible in an 8×8 latent.

@@ -7,6 +7,7 @@ numbers, and writes side-by-side reconstruction GIFs through tools/sample.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
@@ -108,11 +109,27 @@ def video_source(config, split: str):
     return video_datasets.ucf101_source(split, config.data.get("data_dir") or None)
   if name == "kinetics600":
     return video_datasets.kinetics600_source(split, config.data.get("data_dir") or None)
+  if name == "imagenet":
+    return video_datasets.imagenet_source(split, config.data.get("data_dir") or None)
   raise ValueError(f"Unknown config.data.name {name!r}; use moving_digits/<config>, photo_pans/<config>, "
-                   "ucf101 or kinetics600.")
+                   "ucf101, kinetics600 or imagenet.")
 
 
-def video_map_fn(config) -> video_datasets.VideoMapFn:
+@dataclasses.dataclass(frozen=True)
+class ImageAsVideoMapFn:
+  """An image record -> {"video": [1, R, R, 3], "label"}: W.A.L.T encodes an image as a one-frame video."""
+  resolution: int
+
+  def __call__(self, record):
+    example = video_datasets.ImageMapFn(resolution=self.resolution)(record)
+    return {"video": example["image"][None], "label": example["label"]}
+
+
+def video_map_fn(config):
+  if config.data.name == "imagenet":
+    if config.data.frames != 1:
+      raise ValueError(f"data.name='imagenet' holds images: set data.frames=1 (got {config.data.frames}).")
+    return ImageAsVideoMapFn(resolution=config.data.resolution)
   return video_datasets.VideoMapFn(num_frames=config.data.frames, resolution=config.data.resolution,
                                    frame_stride=config.data.get("frame_stride", 1))
 
