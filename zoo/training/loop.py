@@ -247,8 +247,13 @@ def restore_for_eval(config: ml_collections.ConfigDict, checkpoint_dir: str, *, 
                      prefer_ema: bool = True, devices: list | None = None):
   """Builds the model on the current mesh and loads params only (EMA preferred).
 
-  Returns (task, mesh, model, step, which) with which in {"ema_params", "params"}.
+  Returns (task, mesh, model, step, which) with which in {"ema_params", "params"}. `checkpoint_dir` may be
+  an inference export (zoo/training/export.py); its model is rebuilt from the config stored with it.
   """
+  from zoo.training import export
+  if export.is_export(checkpoint_dir):
+    _, task, mesh, model, restored_step, which = export.restore(checkpoint_dir, devices)
+    return task, mesh, model, restored_step, which
   task = get_task(config.task)
   mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
   rules = [tuple(rule) for rule in config.axis_rules]
@@ -272,8 +277,14 @@ def restore_trained_model(checkpoint_dir: str, *, step: int | None = None, prefe
 
   For models another experiment consumes (W.A.L.T's frozen tokenizer, the frame classifier that scores
   samples): whatever flags trained them, the stored config rebuilds exactly that model.
+  `checkpoint_dir` may also hold an inference export (zoo/training/export.py: params.npz + config.json).
   Returns (config, task, mesh, model, step, which).
   """
+  from zoo.training import export
+  if export.is_export(checkpoint_dir):
+    return export.restore(checkpoint_dir, devices)
+  if not os.path.isdir(checkpoint_dir):
+    raise FileNotFoundError(f"No checkpoint found in {checkpoint_dir} (no such directory).")
   ckpt = checkpoints.Checkpointer(checkpoint_dir, read_only=True)
   if ckpt.latest_step() is None:
     raise FileNotFoundError(f"No checkpoint found in {checkpoint_dir}.")
