@@ -3,6 +3,8 @@
   python -m tools.benchmark core      # matmul peak; digits train step: steps/s and MFU vs that peak
   python -m tools.benchmark kernels   # window attention / causal conv3d vs XLA and torch (zoo/kernels)
   python -m tools.benchmark ib        # jitted IB iterations vs numpy (zoo/ib)
+  python -m tools.benchmark walt      # W.A.L.T transformer (demo config): train-step MFU vs the matmul peak,
+                                      # DDIM-50 sampling vs 50 forwards, input pipeline as % of a step (zoo/walt)
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 
 from tools import _common  # noqa: F401  (environment defaults)
 
-SUITES = {"kernels": "zoo.kernels.benchmark", "ib": "zoo.ib.benchmark"}
+SUITES = {"kernels": "zoo.kernels.benchmark", "ib": "zoo.ib.benchmark", "walt": "zoo.walt.benchmark"}
 
 
 def core_benchmark(steps: int = 100) -> dict:

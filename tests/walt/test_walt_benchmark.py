@@ -1,0 +1,59 @@
+"""`python -m tools.benchmark walt` at CI size: every measurement runs and gives finite, positive ratios."""
+import math
+
+import jax
+import numpy as np
+
+from zoo.walt import benchmark, latents
+
+TINY = "experiments/walt/video_moving_digits.py:tiny"
+
+
+class _RandomLatentTokenizer:
+  """Stands in for the untrained tokenizer that fills the latent cache. Building the real one costs ~25 s
+  on 2 cores (its eager initialisers compile one program per parameter shape) and its latents are
+  meaningless anyway; the loader timed here only reads the cache. `python -m tools.benchmark walt` runs
+  the real one."""
+  step = 0
+
+  def __init__(self, grid):
+    self.grid = grid
+    self.latent_mean = np.zeros(grid[-1], np.float32)
+    self.latent_std = np.ones(grid[-1], np.float32)
+
+  def encode(self, videos, batch_size=16):
+    del batch_size
+    return np.random.default_rng(len(videos)).standard_normal((len(videos), *self.grid)).astype(np.float32)
+
+
+def _positive(value) -> bool:
+  return math.isfinite(value) and value > 0
+
+
+def test_walt_benchmark_pieces_give_finite_ratios(tfds_dir, capsys, monkeypatch):
+  del tfds_dir  # The moving-digits clips are generated under it.
+  monkeypatch.setattr(latents, "load_tokenizer",
+                      lambda config, devices=None: _RandomLatentTokenizer(latents.latent_grid(config)))
+  config = benchmark.load_config(TINY)
+  result = benchmark.run(config, steps=2, sample_batch=2, sample_steps=2, sample_repeats=1, pipeline_batches=3,
+                         max_videos=8, devices=jax.devices()[:1])
+
+  train = result["train"]
+  for key in ("matmul_peak_gflops", "step_gflop", "analytic_gflop", "step_seconds", "steps_per_sec", "mfu"):
+    assert _positive(train[key]), (key, train)
+  # XLA's count covers at least the hand-counted matmuls and not much more (elementwise work, optimizer).
+  assert 0.8 < train["step_gflop"] / train["analytic_gflop"] < 2.0, train
+
+  sampling = result["sampling"]
+  assert sampling["finite"]
+  for key in ("seconds_per_video", "sample_seconds", "forward_seconds", "sampling_over_forwards"):
+    assert _positive(sampling[key]), (key, sampling)
+
+  pipeline = result["pipeline"]
+  assert _positive(pipeline["batch_seconds"])
+  assert 0.0 <= pipeline["percent_of_step"] <= 100.0, pipeline
+  assert pipeline["batch_shape"] == (config.batch_size, *train["latent_shape"])
+
+  print(benchmark.format_table(result, "tiny"))
+  table = capsys.readouterr().out
+  assert "MFU" in table and "no tokenizer decode" in table and "% of the train step" in table

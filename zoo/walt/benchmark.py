@@ -1,0 +1,288 @@
+"""W.A.L.T stage-2 benchmark: train-step MFU, DDIM sampling cost and input-pipeline share, side by side.
+
+    python -m tools.benchmark walt                                   # wired by tools/benchmark.py
+    python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny --steps 10
+
+Everything is measured in one run on this machine and reported as ratios:
+  * train step (task walt.video_diffusion, built exactly like tools/benchmark.py core_benchmark, on random
+    normal latents and random labels, videos only): XLA's FLOP count of the compiled step, steps/s and
+    MFU against the f32 matmul peak (1024³) measured in the same run;
+  * DDIM sampling (zoo.walt.diffusion_task.sample_normalised_latents, guidance 1, latents only: the
+    tokenizer decode is NOT included) of one batch: seconds per video, and the ratio of the whole
+    sampling call to `num_steps` forward passes of the same batch (≈ 1 means the sampler adds nothing
+    over the denoiser calls);
+  * the real grain input pipeline (diffusion_task.train_data over a latent cache encoded by an UNTRAINED
+    tokenizer into a temporary directory, `data.max_videos` clips): time per `next(iterator)` as a share
+    of the measured train-step time (goal < 5 %).
+
+Models are freshly initialised (no checkpoint); their parameters get small Gaussian noise so adaLN-Zero's
+zero-initialised outputs do not make the work trivially zero (it does not change the FLOPs).
+
+What limits MFU (2-core CPU host shared with other jobs, f32, measured once by hand when this was written):
+  * demo (width 128, 6 layers, 4 heads of 32, batch 32 × 192 tokens): ~38 % MFU, which meets the ≥ 30 %
+    goal. The step is matmul work: XLA counts 64.0 GFLOP, the hand count (`analytic_step_flops`) 62.4, of
+    which the dense projections (QKV, output, MLP: 24·d² per token and layer) are ~93 % and window
+    attention (4·L·d, L = 64 or 48) ~7 %. Forward alone runs the dense matmuls near the 1024³ rate, but
+    forward+backward takes ~4.3× the forward instead of ~3×: the weight-gradient dot_generals contract
+    over the four leading [B, t, h, w] axes of the 5-D activations, which XLA:CPU lowers through
+    transposes. The same dense stack on 2-D [B·t·h·w, d] tokens ran forward+backward 1.8× faster
+    (111 vs 202 ms), and flattening the MLP and attention projections in transformer.py cut the whole
+    model's forward+backward by ~15 % (1309 → 1115 ms); not done here.
+  * tiny (width 32, 2 layers, batch 4 × 192 tokens): ~23 % MFU, below the ≥ 30 % goal. 0.23 GFLOP per
+    step in ~10 ms, so per-op cost of many tiny ops dominates: of ~7 ms model forward+backward, the dense
+    layers take ~3.3 ms (their 32-wide matmuls themselves run at 60–90 % of peak), window attention
+    (softmax, relative-bias gather and its scatter-add gradient) ~1.5 ms, and the rest is LayerNorm /
+    modulate / gate, the conditioning MLPs and AdamW; XLA's count is 14 % above the matmul count for the
+    same reason (elementwise work).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONFIG = "experiments/walt/video_moving_digits.py:demo"
+
+
+def _repo_path(path: str) -> str:
+  """Experiment paths are repository-relative; resolve them when run from elsewhere."""
+  if os.path.isabs(path) or os.path.exists(path):
+    return path
+  return os.path.join(REPO_ROOT, path)
+
+
+def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
+  """The W.A.L.T experiment config; the tokenizer's config spec is resolved against the repository too."""
+  from zoo import config as zconfig
+  path, sep, arg = spec.partition(":")
+  config = zconfig.load_config(_repo_path(path) + sep + arg, list(overrides))
+  tok_path, sep, tok_arg = config.tokenizer.config.partition(":")
+  with config.unlocked():
+    config.tokenizer.config = _repo_path(tok_path) + sep + tok_arg
+  return config
+
+
+def _random_batch(config, abstract_batch, seed: int = 0) -> dict[str, np.ndarray]:
+  """Random normal latents, random labels in [0, num_classes), all videos (is_image False)."""
+  rng = np.random.default_rng(seed)
+  latents = abstract_batch["latents"]
+  labels = abstract_batch["label"]
+  return {"latents": rng.standard_normal(latents.shape).astype(latents.dtype),
+          "label": rng.integers(0, config.data.num_classes, labels.shape).astype(labels.dtype),
+          "is_image": np.zeros(abstract_batch["is_image"].shape, np.bool_)}
+
+
+def analytic_step_flops(config) -> float:
+  """Matmul FLOPs of one train step counted by hand (cross-check of XLA's count): per token and forward,
+  the patch embedding, per layer QKV + output + MLP projections and window attention (QKᵀ and AV,
+  4·L·d for windows of L tokens), and the final projection; a train step is 3 forwards' worth (forward +
+  backward) plus one more for the self-conditioning estimate. The per-example conditioning MLPs
+  (timestep, class, adaLN) and all elementwise work are left out."""
+  from zoo.walt import diffusion_task
+  tc = diffusion_task.transformer_config(config)
+  t, h, w = tc.grid
+  tokens = t * h * w
+  d, p = tc.width, tc.patch_size
+  hidden = int(d * tc.mlp_ratio)
+  per_token = 2 * p * p * tc.input_channels * d + 2 * d * p * p * tc.latent_channels
+  for layer in range(tc.depth):
+    window = int(np.prod(tc.window(layer)))
+    per_token += 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * hidden + 4 * window * d
+  forwards = 3 + (1 if tc.self_condition else 0)
+  return float(forwards * config.batch_size * tokens * per_token)
+
+
+def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3) -> dict:
+  """Compiled train step: {step_gflop (XLA), analytic_gflop, step_seconds, steps_per_sec, matmul_peak_gflops, mfu}.
+
+  Built like tools/benchmark.py core_benchmark. The cores may be shared with other processes, so the
+  matmul peak (perf.measure_matmul_peak, best of 5) is measured `rounds` times, interleaved with the timed
+  steps; MFU = XLA FLOPs / median step time / median peak.
+  """
+  from zoo import sharding as zsharding
+  from zoo.training import optimizers, perf
+  from zoo.training import state as state_lib
+  from zoo.training.task import get_task
+
+  task = get_task(config.task)
+  mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
+  rules = [tuple(r) for r in config.axis_rules]
+  tx = optimizers.make_optimizer(config.optimizer, config.total_steps)
+  schedule = optimizers.make_schedule(config.optimizer, config.total_steps)
+  spec, state, shardings = state_lib.init_state(task, config, tx, mesh, rules)
+  abstract_batch = task.abstract_batch(config)
+  batch_sh = jax.tree.map(lambda x: zsharding.batch_sharding(mesh, rules, len(x.shape), x.shape), abstract_batch)
+  step = state_lib.jit_train_step(state_lib.make_train_step(task, spec, config, tx, schedule), shardings,
+                                  batch_sh, mesh)
+  batch = jax.tree.map(jax.device_put, _random_batch(config, abstract_batch), batch_sh)
+  rounds = max(1, min(rounds, steps))
+  peaks, times = [], []
+  with jax.set_mesh(mesh):
+    compiled = step.lower(state, batch).compile()
+    for _ in range(2):  # Warm-up (the first call also allocates the donated buffers).
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(state)
+    for r in range(rounds):
+      peaks.append(perf.measure_matmul_peak())
+      for _ in range(steps // rounds + (r < steps % rounds)):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+  seconds = statistics.median(times)
+  peak = statistics.median(peaks)
+  flops = perf.compiled_flops(compiled) or 0.0
+  return {"matmul_peak_gflops": peak / 1e9, "step_gflop": flops / 1e9,
+          "analytic_gflop": analytic_step_flops(config) / 1e9, "step_seconds": seconds,
+          "steps_per_sec": 1 / seconds, "mfu": flops / seconds / peak, "loss": float(metrics["loss"]),
+          "batch_size": int(config.batch_size), "latent_shape": tuple(abstract_batch["latents"].shape[1:])}
+
+
+def _perturbed_model(config, seed: int = 0, scale: float = 0.02):
+  """A freshly initialised LatentDiffusion with N(0, scale²) noise (drawn on the host: no extra compiled
+  programs) added to every parameter."""
+  from zoo.walt import diffusion_task
+  model = diffusion_task.build_model(config, nnx.Rngs(seed))
+  rng = np.random.default_rng(seed)
+  params = nnx.state(model, nnx.Param)
+  nnx.update(model, jax.tree.map(
+      lambda x: jnp.asarray(np.asarray(x) + scale * rng.standard_normal(x.shape), x.dtype), params))
+  model.eval()
+  return model
+
+
+def sampling_benchmark(config, batch_size: int = 8, num_steps: int = 50, repeats: int = 2) -> dict:
+  """DDIM sampling of one batch of latent videos (no tokenizer decode) against `num_steps` forward passes.
+
+  Returns {seconds_per_video, sample_seconds, forward_seconds, sampling_over_forwards}; times are medians.
+  """
+  from zoo.walt import diffusion_task
+  from zoo.walt import model as walt_model
+  model = _perturbed_model(config)
+  settings = diffusion_task.SamplerSettings(num_steps=num_steps)
+  labels = (np.arange(batch_size) % config.data.num_classes).astype(np.int32)
+  key = jax.random.key(0)
+
+  def sample():
+    return diffusion_task.sample_normalised_latents(model, labels, key, settings, batch_size=batch_size)
+
+  # One forward of the denoiser as the sampler calls it (conditional only: guidance scale 1).
+  tc = model.transformer.config
+  shape = (batch_size, tc.latent_frames, tc.latent_size, tc.latent_size, tc.latent_channels)
+  graphdef, state = nnx.split(model.transformer)
+
+  @jax.jit
+  def forward(state, x, t, labels):
+    transformer = nnx.merge(graphdef, state)
+    condition = walt_model.frame_condition(jnp.zeros_like(x), jnp.zeros(x.shape[:1], jnp.int32))
+    return transformer(x, t, labels, self_condition=x if tc.self_condition else None,
+                       frame_condition=condition if tc.frame_prediction else None)
+
+  x = jax.random.normal(key, shape)
+  t = jnp.full((batch_size,), 500, jnp.int32)
+  jlabels = jnp.asarray(labels)
+  out = sample()  # Compiles.
+  forward(state, x, t, jlabels).block_until_ready()
+  sample_times, forward_times = [], []
+  for _ in range(repeats):  # Interleaved, so load from other processes hits both alike.
+    start = time.perf_counter()
+    out = sample()
+    sample_times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(num_steps):
+      y = forward(state, x, t, jlabels)
+    y.block_until_ready()
+    forward_times.append((time.perf_counter() - start) / num_steps)
+  sample_seconds = statistics.median(sample_times)
+  forward_seconds = statistics.median(forward_times)
+  return {"batch_size": batch_size, "num_steps": num_steps, "sample_seconds": sample_seconds,
+          "seconds_per_video": sample_seconds / batch_size, "forward_seconds": forward_seconds,
+          "sampling_over_forwards": sample_seconds / (num_steps * forward_seconds),
+          "finite": bool(np.isfinite(out).all())}
+
+
+def input_pipeline_benchmark(config, step_seconds: float, batches: int = 50, warmup: int = 5,
+                             max_videos: int = 64, cache_dir: str | None = None) -> dict:
+  """Time per batch of the real grain loader (diffusion_task.train_data) as a share of `step_seconds`.
+
+  The latent cache is encoded by an untrained tokenizer (fine for timing; its latents mean nothing) into
+  `cache_dir` (a temporary directory when None). `next()` is called back to back, so the loader's
+  prefetch threads cannot hide behind a train step: the mean is its production cost per batch.
+  Returns {batch_seconds, step_seconds, percent_of_step, setup_seconds (cache encoding, not timed)}.
+  """
+  from zoo.training.task import DataShard
+  from zoo.walt import diffusion_task
+  with tempfile.TemporaryDirectory(prefix="walt_bench_latents_") as tmp:
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+      config.tokenizer.workdir = ""
+      config.tokenizer.allow_untrained = True
+      config.data.latent_cache_dir = cache_dir or tmp
+      config.data.max_videos = max_videos
+    start = time.perf_counter()
+    iterator = iter(diffusion_task.train_data(config, DataShard(0, 1)))
+    for _ in range(warmup):
+      next(iterator)
+    setup_seconds = time.perf_counter() - start
+    times = []
+    for _ in range(batches):
+      start = time.perf_counter()
+      batch = next(iterator)
+      times.append(time.perf_counter() - start)
+  batch_seconds = sum(times) / len(times)  # Mean: with prefetching, single next() calls are bursty.
+  return {"batch_seconds": batch_seconds, "step_seconds": step_seconds,
+          "percent_of_step": 100 * batch_seconds / step_seconds, "batches": batches,
+          "setup_seconds": setup_seconds, "batch_shape": tuple(batch["latents"].shape)}
+
+
+def run(config, steps: int = 20, sample_batch: int = 8, sample_steps: int = 50, sample_repeats: int = 2,
+        pipeline_batches: int = 50, max_videos: int = 64, devices=None) -> dict:
+  """All three measurements on one config: {"train": ..., "sampling": ..., "pipeline": ...}."""
+  train = train_step_benchmark(config, steps, devices=devices)
+  sampling = sampling_benchmark(config, sample_batch, sample_steps, sample_repeats)
+  pipeline = input_pipeline_benchmark(config, train["step_seconds"], pipeline_batches, max_videos=max_videos)
+  return {"train": train, "sampling": sampling, "pipeline": pipeline}
+
+
+def format_table(result: dict, name: str) -> str:
+  tr, sa, pi = result["train"], result["sampling"], result["pipeline"]
+  train = (f"{tr['step_gflop']:.2f} GFLOP/step (XLA; {tr['analytic_gflop']:.2f} counted by hand), "
+           f"{tr['steps_per_sec']:.2f} steps/s, MFU {100 * tr['mfu']:.1f}% of the measured peak "
+           f"({tr['matmul_peak_gflops']:.1f} GFLOP/s f32 1024³ matmul); batch {tr['batch_size']} × "
+           f"latents {tr['latent_shape']}")
+  sampling = (f"{sa['seconds_per_video']:.3f} s/video (batch {sa['batch_size']}, latents only, no tokenizer "
+              f"decode); sampling / ({sa['num_steps']} × one batch forward) = {sa['sampling_over_forwards']:.2f}")
+  pipeline = (f"{1e3 * pi['batch_seconds']:.2f} ms/batch of {pi['batch_shape']} = "
+              f"{pi['percent_of_step']:.2f}% of the train step (goal < 5%)")
+  rows = [("train step", train), (f"DDIM-{sa['num_steps']} sampling", sampling), ("input pipeline", pipeline)]
+  width = max(len(r[0]) for r in rows)
+  header = (f"W.A.L.T {name} on {jax.default_backend()} ({len(jax.devices())} device(s), {os.cpu_count()} CPU "
+            f"cores, load average {os.getloadavg()[0]:.1f}: other processes share these cores)")
+  lines = [header]
+  lines += [f"  {label:<{width}}  {text}" for label, text in rows]
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="benchmark walt", description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default=DEFAULT_CONFIG, help="experiment spec (file.py:args)")
+  parser.add_argument("--steps", type=int, default=20, help="timed train steps")
+  parser.add_argument("--sample-batch", type=int, default=8, help="videos per DDIM batch")
+  parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
+  parser.add_argument("--sample-repeats", type=int, default=2)
+  parser.add_argument("--pipeline-batches", type=int, default=50)
+  parser.add_argument("--max-videos", type=int, default=64, help="clips encoded into the temporary latent cache")
+  args = parser.parse_args(argv)
+  config = load_config(args.config)
+  result = run(config, args.steps, args.sample_batch, args.sample_steps, args.sample_repeats,
+               args.pipeline_batches, args.max_videos)
+  print(format_table(result, args.config.rpartition("/")[2]))
+  return 0
