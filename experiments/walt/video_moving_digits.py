@@ -38,7 +38,7 @@ def get_config(arg=None):
   c.data = dict(name="moving_digits/one_digit_64", split="train", frames=9, resolution=32, frame_stride=1,
                 num_classes=10, image_fraction=0.25, max_videos=16 if arg.tiny else 0, data_dir="", latent_cache_dir="")
   c.batch_size = arg.batch or (4 if arg.tiny else 32)
-  c.total_steps = arg.steps or (4 if arg.tiny else 3000)
+  c.total_steps = arg.steps or (4 if arg.tiny else 1500)
 
   # Table 8 structure at CPU width: alternating spatial (1×8×8) / spatiotemporal (3×4×4) windows.
   c.model = dict(width=32 if arg.tiny else 128, depth=2 if arg.tiny else 6, num_heads=2 if arg.tiny else 4,
