@@ -23,7 +23,7 @@ def core_benchmark(steps: int = 100) -> dict:
   import jax
   from zoo import config as zconfig
   from zoo import sharding as zsharding
-  from zoo.training import optimizers, perf
+  from zoo.training import perf
   from zoo.training import state as state_lib
   from zoo.training.task import get_task
 
@@ -31,13 +31,7 @@ def core_benchmark(steps: int = 100) -> dict:
   task = get_task(config.task)
   mesh = zsharding.make_mesh(config.mesh.to_dict())
   rules = [tuple(r) for r in config.axis_rules]
-  tx = optimizers.make_optimizer(config.optimizer, config.total_steps)
-  schedule = optimizers.make_schedule(config.optimizer, config.total_steps)
-  spec, state, shardings = state_lib.init_state(task, config, tx, mesh, rules)
-  abstract_batch = task.abstract_batch(config)
-  batch_sh = jax.tree.map(lambda x: zsharding.batch_sharding(mesh, rules, len(x.shape), x.shape), abstract_batch)
-  step = state_lib.jit_train_step(state_lib.make_train_step(task, spec, config, tx, schedule), shardings,
-                                  batch_sh, mesh)
+  state, step, batch_sh, abstract_batch = state_lib.build_train_step(task, config, mesh, rules)
   batch = jax.tree.map(lambda x, s: jax.device_put(jax.numpy.zeros(x.shape, x.dtype), s), abstract_batch, batch_sh)
   with jax.set_mesh(mesh):
     compiled = step.lower(state, batch).compile()

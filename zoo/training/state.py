@@ -204,3 +204,19 @@ def jit_train_step(train_step: Callable, shardings: TrainState, batch_shardings:
 def eval_params(state: TrainState) -> Any:
   """EMA parameters when the run keeps them (they evaluate better for diffusion models), else params."""
   return state.params if state.ema_params is None else state.ema_params
+
+
+def build_train_step(task: Task, config, mesh: Mesh, rules):
+  """A freshly initialised state and its jitted train step, for benchmarks and compile checks.
+
+  Returns (state, train_step, batch_shardings, abstract_batch): the same recipe tools/train.py runs.
+  """
+  from zoo.training import optimizers
+  tx = optimizers.make_optimizer(config.optimizer, int(config.total_steps))
+  schedule = optimizers.make_schedule(config.optimizer, int(config.total_steps))
+  spec, state, shardings = init_state(task, config, tx, mesh, rules)
+  abstract_batch = task.abstract_batch(config)
+  batch_shardings = jax.tree.map(
+      lambda x: zsharding.batch_sharding(mesh, rules, len(x.shape), x.shape), abstract_batch)
+  step = jit_train_step(make_train_step(task, spec, config, tx, schedule), shardings, batch_shardings, mesh)
+  return state, step, batch_shardings, abstract_batch

@@ -108,20 +108,14 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
   steps; MFU = XLA FLOPs / median step time / median peak.
   """
   from zoo import sharding as zsharding
-  from zoo.training import optimizers, perf
+  from zoo.training import perf
   from zoo.training import state as state_lib
   from zoo.training.task import get_task
 
   task = get_task(config.task)
   mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
   rules = [tuple(r) for r in config.axis_rules]
-  tx = optimizers.make_optimizer(config.optimizer, config.total_steps)
-  schedule = optimizers.make_schedule(config.optimizer, config.total_steps)
-  spec, state, shardings = state_lib.init_state(task, config, tx, mesh, rules)
-  abstract_batch = task.abstract_batch(config)
-  batch_sh = jax.tree.map(lambda x: zsharding.batch_sharding(mesh, rules, len(x.shape), x.shape), abstract_batch)
-  step = state_lib.jit_train_step(state_lib.make_train_step(task, spec, config, tx, schedule), shardings,
-                                  batch_sh, mesh)
+  state, step, batch_sh, abstract_batch = state_lib.build_train_step(task, config, mesh, rules)
   batch = jax.tree.map(jax.device_put, _random_batch(config, abstract_batch), batch_sh)
   rounds = max(1, min(rounds, steps))
   peaks, times = [], []
