@@ -23,11 +23,13 @@ def main(argv=None) -> int:
   parser.add_argument("--out", required=True, help="Export directory (conventionally <new workdir>/checkpoints).")
   parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
   parser.add_argument("--step", type=int, default=None)
+  parser.add_argument("--no_ema", action="store_true", help="Export the raw parameters even if EMA was kept.")
   args = parser.parse_args(argv)
   _common.setup_logging()
   from zoo.training import export
   try:
-    info = export.export(os.path.join(args.workdir, "checkpoints"), args.out, dtype=args.dtype, step=args.step)
+    info = export.export(os.path.join(args.workdir, "checkpoints"), args.out, dtype=args.dtype, step=args.step,
+                         prefer_ema=not args.no_ema)
   except FileNotFoundError as e:
     parser.exit(1, f"error: {e}\n")
   size = os.path.getsize(os.path.join(args.out, export.PARAMS_FILE))

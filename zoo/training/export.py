@@ -49,11 +49,13 @@ def _unflatten_like(abstract: Any, arrays: dict[str, np.ndarray], prefix: str, s
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(abstract), leaves)
 
 
-def export(checkpoint_dir: str, out_dir: str, *, dtype: str = "float32", step: int | None = None) -> dict:
+def export(checkpoint_dir: str, out_dir: str, *, dtype: str = "float32", step: int | None = None,
+           prefer_ema: bool = True) -> dict:
   """Writes the export of `checkpoint_dir` (a training run's checkpoints) to `out_dir`; returns its info."""
   from zoo import config as zconfig
   from zoo.training import loop
-  config, _, _, model, restored_step, which = loop.restore_trained_model(checkpoint_dir, step=step)
+  config, _, _, model, restored_step, which = loop.restore_trained_model(checkpoint_dir, step=step,
+                                                                         prefer_ema=prefer_ema)
   from flax import nnx
   _, params, model_state = nnx.split(model, nnx.Param, ...)
   arrays = {**_flatten(nnx.to_pure_dict(params), "params"), **_flatten(nnx.to_pure_dict(model_state), "model_state")}

@@ -30,16 +30,18 @@ PAPER_UCF_FVD = {"baseline": "60.7 (zero SNR) / 61.4 (p_sc 0.9)", "no_zero_snr":
 def run_arm(name: str, args) -> dict:
   from zoo import config as zconfig
   from zoo.training import loop, metrics_io
-  config = zconfig.load_config(f"experiments/walt/video_moving_digits.py:demo,steps={args.steps}{ARMS[name]}", [
+  config = zconfig.load_config(f"experiments/walt/video_moving_digits.py:{args.base},steps={args.steps}{ARMS[name]}", [
       f"tokenizer.workdir={args.tokenizer_workdir}",
       f"evals.generation.classifier_workdir={args.classifier_workdir}",
       f"data.latent_cache_dir={os.path.join(args.workdir, 'latent_cache')}",
-      f"evals.generation.num_videos={args.num_videos}", "checkpoint.async_save=False"])
+      f"evals.generation.num_videos={args.num_videos}", f"evals.generation.num_steps={args.sample_steps}",
+      "checkpoint.async_save=False"])
   workdir = os.path.join(args.workdir, name)
   result = loop.train_and_evaluate(config, workdir)
   metrics = metrics_io.read_metrics(workdir)
   train = [m for m in metrics if "steps_per_sec" in m or "loss" in m]
-  speeds = [m["steps_per_sec"] for m in metrics if "steps_per_sec" in m][1:]  # Drop the compile interval.
+  speeds = [m["steps_per_sec"] for m in metrics if "steps_per_sec" in m]
+  speeds = speeds[1:] or speeds  # Drop the interval that includes compilation when there are others.
   evals = result.eval_metrics
   return {"arm": name, "frame_accuracy": evals.get("eval/generation/frame_accuracy"),
           "frame_fd": evals.get("eval/generation/frame_fd"),
@@ -50,9 +52,12 @@ def run_arm(name: str, args) -> dict:
 def format_table(rows: list[dict]) -> str:
   lines = ["| arm | frame accuracy ↑ | frame FD ↓ | final loss | train steps/s | paper UCF FVD |",
            "|---|---|---|---|---|---|"]
+  def fmt(value, digits):
+    return "–" if value is None else f"{value:.{digits}f}"
+
   for r in rows:
-    lines.append(f"| {r['arm']} | {r['frame_accuracy']:.3f} | {r['frame_fd']:.2f} | {r['final_loss']:.4f} | "
-                 f"{r['steps_per_sec']:.2f} | {PAPER_UCF_FVD[r['arm']]} |")
+    lines.append(f"| {r['arm']} | {fmt(r['frame_accuracy'], 3)} | {fmt(r['frame_fd'], 2)} | "
+                 f"{fmt(r['final_loss'], 4)} | {fmt(r['steps_per_sec'], 2)} | {PAPER_UCF_FVD[r['arm']]} |")
   return "\n".join(lines)
 
 
@@ -61,6 +66,8 @@ def main(argv=None) -> int:
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--steps", type=int, default=600)
   parser.add_argument("--num_videos", type=int, default=100)
+  parser.add_argument("--sample_steps", type=int, default=50, help="DDIM steps per evaluated sample.")
+  parser.add_argument("--base", default="demo", help="Base argument of video_moving_digits.py (demo | tiny).")
   parser.add_argument("--arms", default=",".join(ARMS))
   parser.add_argument("--tokenizer_workdir", default="demo_assets/walt/tokenizer")
   parser.add_argument("--classifier_workdir", default="demo_assets/walt/frame_classifier")
@@ -68,6 +75,7 @@ def main(argv=None) -> int:
   from tools import _common
   _common.setup_logging()
   rows = []
+  os.makedirs(args.workdir, exist_ok=True)
   for name in args.arms.split(","):
     if name not in ARMS:
       parser.error(f"unknown arm {name!r}; choose from {sorted(ARMS)}")
