@@ -28,18 +28,20 @@ def is_export(directory: str) -> bool:
   return os.path.exists(os.path.join(directory, PARAMS_FILE))
 
 
+def _array_name(prefix: str, path) -> str:
+  """'params/layers/0/kernel' for a pure-dict key path: the name an array is stored under."""
+  return prefix + "/" + "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+
+
 def _flatten(tree: Any, prefix: str) -> dict[str, np.ndarray]:
-  flat = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    key = "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-    flat[f"{prefix}/{key}"] = np.asarray(jax.device_get(leaf))
-  return flat
+  return {_array_name(prefix, path): np.asarray(jax.device_get(leaf))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _unflatten_like(abstract: Any, arrays: dict[str, np.ndarray], prefix: str, source: str) -> Any:
   leaves = []
   for path, leaf in jax.tree_util.tree_flatten_with_path(abstract)[0]:
-    key = f"{prefix}/" + "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+    key = _array_name(prefix, path)
     if key not in arrays:
       raise ValueError(f"{source} has no array {key!r}: it was exported from a different model.")
     value = arrays[key]

@@ -127,17 +127,9 @@ def sample_normalised_latents(model: LatentDiffusion, labels: np.ndarray, key: j
   shape = (tc.latent_frames, tc.latent_size, tc.latent_size, tc.latent_channels)
   if condition_latents is None:
     condition_latents = np.zeros((len(labels),) + shape, np.float32)
-  outputs = []
-  for start in range(0, len(labels), batch_size):
-    chunk = np.asarray(labels[start:start + batch_size], np.int32)
-    cond = np.asarray(condition_latents[start:start + batch_size], np.float32)
-    pad = batch_size - len(chunk)
-    if pad:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad)])
-      cond = np.concatenate([cond, np.repeat(cond[-1:], pad, axis=0)])
-    out = fn(state, chunk, jax.random.fold_in(key, start), cond)
-    outputs.append(np.asarray(jax.device_get(out))[:batch_size - pad])
-  return np.concatenate(outputs)
+  return latents_lib.map_in_batches(
+      lambda start, chunk, cond: fn(state, chunk, jax.random.fold_in(key, start), cond),
+      [np.asarray(labels, np.int32), np.asarray(condition_latents, np.float32)], batch_size)
 
 
 def decode_images(tokenizer: latents_lib.FrozenTokenizer, image_latents: np.ndarray) -> np.ndarray:

@@ -74,16 +74,21 @@ def _jitted_method(name: str, module: nnx.Module):
   return lambda x: fn(state, x)
 
 
-def _batched(fn, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-  """Applies `fn` in fixed-size batches (the tail is padded so one program serves every batch)."""
+def map_in_batches(fn, arrays, batch_size: int) -> np.ndarray:
+  """Applies fn(start, *chunks) over aligned `arrays` in fixed-size batches; the tail batch is padded by
+  repeating its last row, so one compiled program serves every batch, and the padding is dropped."""
   outputs = []
-  for start in range(0, len(inputs), batch_size):
-    chunk = inputs[start:start + batch_size]
-    pad = batch_size - len(chunk)
+  for start in range(0, len(arrays[0]), batch_size):
+    chunks = [np.asarray(a[start:start + batch_size]) for a in arrays]
+    pad = batch_size - len(chunks[0])
     if pad:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-    outputs.append(np.asarray(jax.device_get(fn(chunk)))[:batch_size - pad])
+      chunks = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) for c in chunks]
+    outputs.append(np.asarray(jax.device_get(fn(start, *chunks)))[:batch_size - pad])
   return np.concatenate(outputs)
+
+
+def _batched(fn, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+  return map_in_batches(lambda start, chunk: fn(chunk), [inputs], batch_size)
 
 
 def tokenizer_experiment(config):
