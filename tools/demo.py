@@ -1,15 +1,15 @@
 """The README's first command: W.A.L.T on moving digits, end to end on the embedded data.
 
-  python -m tools.demo                       # sample + evaluate the shipped demo models (~3 min on 2 cores)
-  python -m tools.demo --train transformer   # retrain stage 2 on the shipped tokenizer first (~35 min)
-  python -m tools.demo --train all           # retrain everything with the documented commands (~1.5 h)
+  python -m tools.demo                       # sample + evaluate the shipped demo models (~5 min on 2 cores)
+  python -m tools.demo --train transformer   # retrain stage 2 on the shipped tokenizer first (~55 min)
+  python -m tools.demo --train all           # retrain everything with the documented commands (~2 h)
 
 W.A.L.T has two stages (zoo/walt/README.md): a causal video tokenizer (9×32×32 clips -> 3×8×8×8 latents)
 and a window-attention diffusion transformer on its latents; a small frame classifier scores the samples.
 Training all three takes more than a demo can afford on a 2-core CPU, so the repository ships their
 inference exports in demo_assets/walt/ (float16, ~9 MB), produced by the commands `--train all` runs, with
-seed 0 (demo_assets/walt/README.md lists them and what they measure: the tokenizer and classifier are
-good; the 1500-step transformer does not generate recognisable digits yet). The demo then writes:
+seed 0 (demo_assets/walt/README.md lists them and what they measure; the transformer's samples are
+recognisable digits of their class). The demo then writes:
 
   <workdir>/samples/  class-conditional videos (one row per digit), images, image-to-video,
                       video prediction and a long autoregressive video (GIF / PNG)

@@ -15,8 +15,9 @@ causal tokenizer (first stage: experiments/walt/tokenizer_moving_digits.py:demo,
 
 `python -m tools.demo` runs all of it. Arguments: `demo` (the README demo), `tiny` (CI-sized), `steps=`,
 `batch=`, and the ablation switches `zero_snr=`, `self_cond=` (p_sc 0.9 or 0), `full_attention=`.
-Expected: zoo/walt/README.md "Results" (per-frame accuracy of the frame classifier on generated videos,
-measured with the commands above). Paper (UCF-101, XL): FVD 46 (Table 1); ablations in Table 3.
+Expected (demo, 4000 steps, ~52 min on 2 CPU cores, seed 0): recognisable digits of the conditioning class;
+the frame classifier finds the class in 0.53 of generated frames at guidance 3 (chance 0.10; tokenizer
+reconstructions 0.93); zoo/walt/README.md "Results". Paper (UCF-101, XL): FVD 46 (Table 1); Table 3 ablations.
 """
 import ml_collections as mlc
 
@@ -38,7 +39,7 @@ def get_config(arg=None):
   c.data = dict(name="moving_digits/one_digit_64", split="train", frames=9, resolution=32, frame_stride=1,
                 num_classes=10, image_fraction=0.25, max_videos=16 if arg.tiny else 0, data_dir="", latent_cache_dir="")
   c.batch_size = arg.batch or (4 if arg.tiny else 32)
-  c.total_steps = arg.steps or (4 if arg.tiny else 1500)
+  c.total_steps = arg.steps or (4 if arg.tiny else 4000)
 
   # Table 8 structure at CPU width: alternating spatial (1×8×8) / spatiotemporal (3×4×4) windows.
   c.model = dict(width=32 if arg.tiny else 128, depth=2 if arg.tiny else 6, num_heads=2 if arg.tiny else 4,
@@ -49,7 +50,7 @@ def get_config(arg=None):
                      prediction="v", p_uncond=0.1, p_self_condition=0.9 if arg.self_cond else 0.0,
                      p_frame_prediction=0.2 if arg.frame_prediction else 0.0, max_condition_frames=2)
   c.kernels = dict(window_attention="auto")  # auto: Pallas on TPU, XLA elsewhere.
-  c.optimizer = dict(name="adamw", learning_rate=1e-3 if arg.tiny else 5e-4, warmup_steps=2 if arg.tiny else 200,
+  c.optimizer = dict(name="adamw", learning_rate=1e-3, warmup_steps=2 if arg.tiny else 200,
                      decay="cosine", end_learning_rate_factor=0.1, weight_decay=0.0, b1=0.9, b2=0.99,
                      eps=1e-8, grad_clip_norm=1.0)
   c.ema_decay = 0.99 if arg.tiny else 0.999
@@ -63,12 +64,12 @@ def get_config(arg=None):
   c.eval_at_start = False
   c.evals = dict(generation=dict(
       split="test", num_videos=4 if arg.tiny else 100, batch_size=4 if arg.tiny else 50,
-      num_steps=4 if arg.tiny else 50, guidance_scale=1.0, eta=0.0, fvd_videos=0,
+      num_steps=4 if arg.tiny else 50, guidance_scale=1.0 if arg.tiny else 3.0, eta=0.0, fvd_videos=0,
       classifier_config="experiments/core/digits_classifier.py:frames",
       classifier_workdir="" if arg.tiny else f"{DEMO_ROOT}/frame_classifier"))
   c.sample = dict(num_classes=10, per_class=2 if arg.tiny else 4, batch_size=4 if arg.tiny else 40,
-                  num_steps=4 if arg.tiny else 50, guidance_scale=1.0 if arg.tiny else 2.0, eta=0.0,
+                  num_steps=4 if arg.tiny else 50, guidance_scale=1.0 if arg.tiny else 3.0, eta=0.0,
                   images=True, num_prediction_videos=2 if arg.tiny else 8, long_video_segments=2 if arg.tiny else 6)
-  c.checkpoint = dict(every_steps=c.total_steps if arg.tiny else 500, keep=3, async_save=True)
+  c.checkpoint = dict(every_steps=c.total_steps if arg.tiny else 1000, keep=3, async_save=True)
   c.profile_every_steps = 0
   return c

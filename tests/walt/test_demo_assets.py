@@ -1,9 +1,6 @@
-"""The shipped W.A.L.T demo models (demo_assets/walt) still load with the current code and evaluate: the
-tokenizer still reconstructs digits the frame classifier recognises, and the transformer samples decode.
-
-The shipped 1500-step transformer does not generate recognisable digits yet (frame accuracy at chance,
-demo_assets/walt/README.md), so no generation-quality threshold is asserted here; one belongs here once a
-longer run makes it true."""
+"""The shipped W.A.L.T demo models (demo_assets/walt) still load with the current code and still work: the
+tokenizer reconstructs digits the frame classifier recognises, and the transformer generates videos whose
+frames show the conditioning digit far above chance (demo_assets/walt/README.md has the 100-video numbers)."""
 import os
 
 import jax
@@ -24,10 +21,13 @@ def test_shipped_models_load_and_evaluate(tfds_dir, tmp_path):
       "evals.generation.num_steps=25"])
   _, mesh, model, step, _ = loop.restore_for_eval(config, f"{ASSETS}/transformer/checkpoints",
                                                   devices=jax.devices()[:1])
-  assert step == 1500
+  assert step == 4000
   with jax.set_mesh(mesh):
     results = diffusion_task.GenerationEvaluator(config)(model, mesh)
   # The tokenizer's reconstructions of real clips (the ceiling for generation; chance is 0.1) measured
   # 0.93 on 100 clips when the assets were made.
   assert results["reconstruction_frame_accuracy"] > 0.85, results
-  assert 0.0 <= results["frame_accuracy"] <= 1.0 and np.isfinite(results["frame_fd"])
+  # Generated frames (20 videos, DDIM-25, guidance 3 from the demo config) show their class far above
+  # chance (0.1); this fails for a transformer that ignores its class, as the first demo runs did.
+  assert results["frame_accuracy"] > 0.3, results
+  assert np.isfinite(results["frame_fd"])
