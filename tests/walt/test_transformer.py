@@ -74,9 +74,7 @@ def test_class_and_timestep_terms_of_the_condition_start_at_comparable_scales():
   smaller than the Xavier timestep MLP's, and a 1500-step demo run generated class-independent videos."""
   cfg = TransformerConfig(**{**TINY.__dict__, "width": 128})
   model = jit_init(lambda: WaltTransformer(cfg, rngs=nnx.Rngs(0)))
-  from zoo.walt.transformer import timestep_embedding
-  steps = jnp.array([0, 250, 500, 999])
-  time_term = model.time_out(jax.nn.silu(model.time_hidden(timestep_embedding(steps, 256))))
+  time_term = model.timestep_term(jnp.array([0, 250, 500, 999]))
   class_term = model.class_embed(jnp.arange(cfg.num_classes + 1))
   ratio = float(jnp.linalg.norm(time_term, axis=-1).mean() / jnp.linalg.norm(class_term, axis=-1).mean())
   assert 0.2 < ratio < 5.0, ratio

@@ -223,6 +223,10 @@ class WaltTransformer(nnx.Module):
     self.final_modulation = _dense(d, 2 * d, ("embed", "mlp"), rngs, zero=True)
     self.final = _dense(d, p * p * cfg.latent_channels, ("embed", None), rngs, zero=True)
 
+  def timestep_term(self, timesteps: jax.Array) -> jax.Array:
+    """t of the AdaLN condition c + t (§4.3): sinusoidal embedding -> MLP, [B] -> [B, D]."""
+    return self.time_out(jax.nn.silu(self.time_hidden(timestep_embedding(timesteps, 256))))
+
   def _patchify(self, x):
     b, t, h, w, c = x.shape
     p = self.config.patch_size
@@ -262,8 +266,7 @@ class WaltTransformer(nnx.Module):
       x = x + temporal[None, :, None, None].astype(dtype)
     x = x + self.spatial_position[...][None, None].astype(dtype)
 
-    condition = (self.class_embed(labels)
-                 + self.time_out(jax.nn.silu(self.time_hidden(timestep_embedding(timesteps, 256)))))
+    condition = self.class_embed(labels) + self.timestep_term(timesteps)
     modulation = self.modulation(condition)
     for i, layer in enumerate(self.layers):
       x = layer(x, modulation[i], is_image)
