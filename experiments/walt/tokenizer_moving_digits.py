@@ -10,7 +10,9 @@ bouncing digit -> a 5×8×8×c latent (time ÷4 after the first frame, space ÷8
 Arguments: `tiny` (CPU-sized), `demo` (the README demo's 9×32×32 -> 3×8×8×8 tokenizer), `paper` (Table 8
 widths at 17×128×128 -> 5×16×16×8, for TPU; check it with tools/aot_compile.py; for UCF-101 / K600 add
 --config.data.name=ucf101 or kinetics600), `image` (Table 8's ImageNet tokenizer, 256² -> 1×32×32×8),
-`steps=`, `res=`, `frames=`, `batch=`.
+`steps=`, `res=`, `frames=`, `batch=`, `perceptual=` (weight of the perceptual term, default 0; MAGVIT uses
+0.1): on moving digits its network is the in-project frame classifier shipped in
+demo_assets/walt/frame_classifier, on other data the Kinetics I3D (zoo/walt/perceptual.py).
 Expected: see zoo/walt/README.md (reconstruction PSNR/SSIM vs the bilinear baseline with the same number
 of latent numbers, measured with the command above). Paper (UCF-101, c=8): rFVD 17.1 (Table 3f).
 """
@@ -20,7 +22,8 @@ from experiments import args as config_args
 
 
 def get_config(arg=None):
-  arg = config_args.parse(arg, tiny=False, paper=False, image=False, demo=False, steps=0, res=0, frames=0, batch=0)
+  arg = config_args.parse(arg, tiny=False, paper=False, image=False, demo=False, steps=0, res=0, frames=0, batch=0,
+                          perceptual=0.0)
   if arg.image:  # Table 8's image-only ImageNet tokenizer: 256×256 -> 1×32×32×8, multipliers (1, 1, 2, 4).
     arg.paper = True
     arg.res, arg.frames = arg.res or 256, 1
@@ -53,8 +56,13 @@ def get_config(arg=None):
                    temporal_downsample=(False, True, True), num_res_blocks=1 if arg.tiny else 2,
                    latent_channels=8, num_groups=8, discriminator_channels=16, remat=False)
   # The demo trains on L2 alone: the GAN's discriminator + R1 would double a CPU step (blurrier but legible).
-  c.loss = dict(reconstruction="l2", perceptual_weight=0.0, gan_weight=0.0 if arg.demo else 0.1,
-                gan_start_step=c.total_steps // 2, r1_weight=10.0)
+  # The perceptual term is off by default: no LPIPS weights exist offline, and the stand-ins
+  # (zoo/walt/perceptual.py) are a digits classifier (moving digits only) or I3D at 224² (accelerators).
+  # "auto": the frame classifier on moving digits, I3D on any other data (resolved in walt/tasks.py, so
+  # --config.data.name=ucf101 switches it too).
+  c.loss = dict(reconstruction="l2", perceptual_weight=float(arg.perceptual), perceptual_network="auto",
+                perceptual_workdir="demo_assets/walt/frame_classifier",
+                gan_weight=0.0 if arg.demo else 0.1, gan_start_step=c.total_steps // 2, r1_weight=10.0)
   c.kernels = dict(causal_conv3d="auto")  # auto: Pallas on TPU, the im2col/GEMM XLA path elsewhere.
   c.optimizer = dict(name="adamw", learning_rate=1e-3 if arg.tiny else 1e-4, warmup_steps=100 if arg.tiny else 1000,
                      decay="cosine", end_learning_rate_factor=0.05, weight_decay=0.0, b1=0.9, b2=0.99,

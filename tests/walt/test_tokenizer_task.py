@@ -1,4 +1,5 @@
-"""The tokenizer experiment end to end at CI size: trains (GAN on), checkpoints, evaluates, writes GIFs."""
+"""The tokenizer experiment end to end at CI size: trains (GAN and perceptual terms on), checkpoints,
+evaluates, writes GIFs."""
 import os
 
 import jax
@@ -12,7 +13,7 @@ CONFIG = "experiments/walt/tokenizer_moving_digits.py:tiny,steps=2,res=16,frames
 SMALL = ["model.channels=4", "model.num_groups=2", "model.discriminator_channels=4", "loss.gan_start_step=0",
          "log_every_steps=1", "eval_every_steps=2", "checkpoint.every_steps=2", "checkpoint.async_save=False",
          "evals.reconstruction.num_videos=2", "evals.reconstruction.batch_size=2", "sample.num_videos=1",
-         "kernels.causal_conv3d=xla"]
+         "kernels.causal_conv3d=xla", "loss.perceptual_weight=0.1"]
 
 
 def test_tokenizer_trains_evaluates_and_samples(tfds_dir, tmp_path):
@@ -23,6 +24,8 @@ def test_tokenizer_trains_evaluates_and_samples(tfds_dir, tmp_path):
   losses = [m for m in metrics if "loss" in m]
   assert [m["step"] for m in losses] == [1, 2]
   assert losses[0]["gan_on"] == 1.0 and np.isfinite(losses[-1]["gan_discriminator"])
+  # The perceptual term (frame classifier features, demo_assets/walt/frame_classifier) is in the loss.
+  assert all(np.isfinite(m["perceptual"]) and m["perceptual"] > 0 for m in losses)
   evals = [m for m in metrics if "eval/reconstruction/psnr" in m][-1]
   for key in ("psnr", "ssim", "bilinear_psnr", "bilinear_ssim"):
     assert np.isfinite(evals[f"eval/reconstruction/{key}"]), key

@@ -20,6 +20,7 @@ from data_pipelines import grain_pipeline, local_tfds
 from data_pipelines import video_datasets
 from zoo.training import evaluation
 from zoo.training.task import DataShard, Task, register
+from zoo.walt import perceptual
 from zoo.walt import tokenizer as tokenizer_lib
 from zoo.walt import tokenizer_losses
 
@@ -69,10 +70,21 @@ def tokenizer_config(config) -> tokenizer_lib.TokenizerConfig:
       remat=m.get("remat", False))
 
 
+def perceptual_network(config) -> str:
+  """`loss.perceptual_network`, with "auto" = the digits frame classifier on moving digits, else I3D."""
+  network = config.loss.get("perceptual_network", "auto")
+  if network == "auto":
+    return "frame_classifier" if config.data.name.startswith("moving_digits/") else "i3d"
+  return network
+
+
 def loss_config(config) -> tokenizer_losses.TokenizerLossConfig:
   l = config.loss
   return tokenizer_losses.TokenizerLossConfig(
-      reconstruction=l.reconstruction, perceptual_weight=l.perceptual_weight, gan_weight=l.gan_weight,
+      reconstruction=l.reconstruction, perceptual_weight=l.perceptual_weight,
+      # .get: configs saved before the perceptual network was wired (e.g. the shipped demo tokenizer).
+      perceptual_network=perceptual_network(config),
+      perceptual_workdir=l.get("perceptual_workdir", ""), gan_weight=l.gan_weight,
       gan_start_step=l.gan_start_step, r1_weight=l.r1_weight)
 
 
@@ -86,8 +98,11 @@ def build_tokenizer_trainer(config, rngs: nnx.Rngs) -> TokenizerTrainer:
 
 def tokenizer_loss_fn(model: TokenizerTrainer, batch, rng, step):
   del rng  # Deterministic autoencoder; the GAN has no sampling either.
+  cfg = model.loss_config
+  features = (perceptual.feature_network(cfg.perceptual_network, cfg.perceptual_workdir)
+              if cfg.perceptual_weight > 0 else None)
   loss, metrics, _, latent = tokenizer_losses.tokenizer_loss(
-      model.tokenizer, model.discriminator, batch["video"], step, model.loss_config)
+      model.tokenizer, model.discriminator, batch["video"], step, cfg, perceptual_features=features)
   model.update_latent_statistics(latent)
   return loss, metrics
 

@@ -2,7 +2,8 @@
 
 ../shared/papers/walt.md §3.3: MAGVIT v1 trains with L2 reconstruction + 0.1 GAN (non-saturating, StyleGAN
 3D discriminator, R1 penalty 10) + 0.1 perceptual; W.A.L.T's continuous autoencoder drops the quantizer
-terms. The GAN term switches on after `gan_start_step` (a warm-up on reconstruction alone).
+terms. The GAN term switches on after `gan_start_step` (a warm-up on reconstruction alone). The perceptual
+term is unweighted LPIPS in a frozen in-project network's features (perceptual.py says which and why).
 
 Generator and discriminator train in *one* step with one optimizer: the total loss is
 L_G(θ_G; stop_grad θ_D) + L_D(θ_D; stop_grad G(x)), so each parameter set receives only its own
@@ -17,11 +18,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from zoo.walt import perceptual
+
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerLossConfig:
   reconstruction: str = "l2"          # l2 | l1
-  perceptual_weight: float = 0.0      # Needs a feature network (see `perceptual_features`).
+  perceptual_weight: float = 0.0
+  perceptual_network: str = "frame_classifier"  # perceptual.NETWORKS: frame_classifier | i3d
+  perceptual_workdir: str = ""        # The frame classifier's workdir (checkpoint or export).
   gan_weight: float = 0.1
   gan_start_step: int = 1000
   r1_weight: float = 10.0
@@ -82,19 +87,23 @@ def frozen(module: nnx.Module) -> nnx.Module:
 
 
 def tokenizer_loss(tokenizer, discriminator, video: jax.Array, step: jax.Array, cfg: TokenizerLossConfig,
-                   perceptual_features: Callable[[jax.Array], jax.Array] | None = None):
-  """Returns (total loss, metrics, reconstruction, latent) for videos [B, T, H, W, 3] in [-1, 1]."""
+                   perceptual_features: perceptual.FeatureFn | None = None):
+  """Returns (total loss, metrics, reconstruction, latent) for videos [B, T, H, W, 3] in [-1, 1].
+
+  `perceptual_features`: the frozen feature network of the perceptual term (perceptual.feature_network);
+  required when cfg.perceptual_weight > 0.
+  """
   reconstruction, latent = tokenizer(video)
   rec = reconstruction_loss(cfg.reconstruction, video, reconstruction)
   total = rec
   metrics = {"reconstruction": rec}
   if cfg.perceptual_weight > 0:
     if perceptual_features is None:
-      raise ValueError("perceptual_weight > 0 needs a feature network; set it to 0 or provide one.")
-    real_f = jax.lax.stop_gradient(perceptual_features(video))
-    perceptual = jnp.mean(jnp.square(perceptual_features(reconstruction) - real_f))
-    total = total + cfg.perceptual_weight * perceptual
-    metrics["perceptual"] = perceptual
+      raise ValueError("perceptual_weight > 0 needs a feature network (zoo.walt.perceptual.feature_network); "
+                       "set loss.perceptual_weight=0 or pass one.")
+    perceptual_term = perceptual.perceptual_loss(perceptual_features, video, reconstruction)
+    total = total + cfg.perceptual_weight * perceptual_term
+    metrics["perceptual"] = perceptual_term
   if cfg.gan_weight > 0 and discriminator is not None:
     gan_on = step >= cfg.gan_start_step
 
