@@ -124,3 +124,29 @@ def test_full_attention_ablation_uses_the_whole_grid():
   windowed = diffusion_task.transformer_config(
       zconfig.load_config(os.path.join(REPO_ROOT, "experiments/walt/video_moving_digits.py:tiny")))
   assert [windowed.window(i) for i in range(2)] == [(1, 8, 8), (3, 4, 4)]
+
+
+def test_generation_fvd_and_its_reconstruction_ceiling_reuse_the_real_clip_statistics(stage_one, tmp_path,
+                                                                                        monkeypatch):
+  from flax import nnx
+
+  from zoo import sharding as zsharding
+  from zoo.metrics import fvd
+  config = _config(stage_one, tmp_path, "evals.generation.num_videos=3", "evals.generation.fvd_videos=3",
+                   "evals.generation.batch_size=3", "evals.generation.classifier_workdir=")
+  model = diffusion_task.build_model(config, nnx.Rngs(0))
+  mesh = zsharding.make_mesh(config.mesh.to_dict(), jax.devices()[:1])
+  clips_through_i3d = []
+  i3d_logits = fvd.i3d_logits
+  monkeypatch.setattr(fvd, "i3d_logits", lambda videos, **kw: clips_through_i3d.append(len(videos))
+                      or i3d_logits(videos, **kw))
+  evaluator = diffusion_task.GenerationEvaluator(config)
+  with jax.set_mesh(mesh):
+    first = evaluator(model, mesh)
+    second = evaluator(model, mesh)
+  # Real clips and their reconstructions go through I3D once; generated clips at every evaluation.
+  assert clips_through_i3d == [3, 3, 3, 3], clips_through_i3d
+  assert first["fvd_videos"] == 3 and first["reconstruction_fvd"] == second["reconstruction_fvd"]
+  assert np.isfinite(first["fvd"]) and first["fvd"] >= 0 and first["reconstruction_fvd"] >= 0
+  # Same seed, same model: the generated side is deterministic too.
+  np.testing.assert_allclose(first["fvd"], second["fvd"], rtol=1e-6)

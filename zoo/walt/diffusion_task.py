@@ -244,7 +244,8 @@ class GenerationEvaluator:
   class) and `frame_fd` (Fréchet distance between the classifier's features of generated frames and of
   real test frames), with the same numbers for the tokenizer's reconstructions of real test clips
   (`reconstruction_*`: the ceiling the transformer can reach through this tokenizer). With
-  `fvd_videos > 0`: FVD (I3D) against real test clips.
+  `fvd_videos > 0`: FVD (I3D) against real test clips, and `reconstruction_fvd`, the same for the
+  reconstructions (real-clip I3D statistics are computed once and reused at every evaluation).
   """
 
   def __init__(self, config):
@@ -285,10 +286,24 @@ class GenerationEvaluator:
       results.update(self._classifier.score(self._reconstructed[:n], self._real_labels[:n], self._real[:n],
                                             "reconstruction_frame"))
     if self.section.get("fvd_videos", 0):
-      from zoo.metrics import fvd
-      n = min(self.section.fvd_videos, len(videos), len(self._real))
-      results["fvd"] = float(fvd.fvd(self._real[:n], videos[:n]))
+      results.update(self._fvd(videos))
     return results
+
+  def _fvd(self, videos: np.ndarray) -> dict[str, float]:
+    """FVD of generated videos and, once per evaluator, of the tokenizer's reconstructions of the same
+    real clips (the ceiling at the same sample size: FVD is biased upwards at small N)."""
+    from zoo.metrics import fvd
+    n = min(self.section.fvd_videos, len(videos), len(self._real))
+    if self._reference is None or self._reference[0] != n:
+      metric = fvd.FrechetVideoDistance()
+      metric.update_real(self._real[:n])
+      metric.update_generated(self._reconstructed[:n])
+      self._reference = (n, metric.real, metric.compute())
+    _, real_moments, reconstruction_fvd = self._reference
+    metric = fvd.FrechetVideoDistance(real=real_moments)
+    metric.update_generated(videos[:n])
+    return {"fvd": float(metric.compute()), "reconstruction_fvd": float(reconstruction_fvd),
+            "fvd_videos": float(n)}
 
 
 class FrameClassifier:
