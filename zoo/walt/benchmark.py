@@ -27,13 +27,17 @@ What limits MFU (2-core CPU host shared with other jobs, f32, measured once by h
     over the four leading [B, t, h, w] axes of the 5-D activations, which XLA:CPU lowers through
     transposes. The same dense stack on 2-D [B·t·h·w, d] tokens ran forward+backward 1.8× faster
     (111 vs 202 ms), and flattening the MLP and attention projections in transformer.py cut the whole
-    model's forward+backward by ~15 % (1309 → 1115 ms); not done here.
+    model's forward+backward by ~15 % (1309 → 1115 ms); transformer.py now does this (commit 29aef43).
   * tiny (width 32, 2 layers, batch 4 × 192 tokens): ~23 % MFU, below the ≥ 30 % goal. 0.23 GFLOP per
     step in ~10 ms, so per-op cost of many tiny ops dominates: of ~7 ms model forward+backward, the dense
     layers take ~3.3 ms (their 32-wide matmuls themselves run at 60–90 % of peak), window attention
     (softmax, relative-bias gather and its scatter-add gradient) ~1.5 ms, and the rest is LayerNorm /
     modulate / gate, the conditioning MLPs and AdamW; XLA's count is 14 % above the matmul count for the
-    same reason (elementwise work).
+    same reason (elementwise work). Tried since: gating the whole optimizer update behind one
+    `lax.cond` on "loss and gradients finite" instead of a per-leaf `where` (zoo/training/state.py) cut
+    the compiled step from 1137 to 983 top-level HLO instructions (747 -> 510 fusions), but timing both
+    steps interleaved in one process showed no gain (median 15.7 vs 16.0 ms, cores shared), so the
+    per-leaf form stays.
 """
 from __future__ import annotations
 
