@@ -11,8 +11,12 @@ Arms (experiments/walt/video_moving_digits.py:demo arguments): `baseline` (zero 
 window attention), `no_zero_snr`, `no_self_cond` (p_sc = 0), `full_attention` (every layer attends over
 the whole 3×8×8 latent grid). Each arm trains from scratch on the same cached latents with the same seed,
 then the generation evaluator scores 100 class-conditional samples (DDIM-50) with the frame classifier.
-Reported per arm: frame accuracy, frame Fréchet distance, final training loss, train steps/s (measured in
-this run, so the speed column is a ratio between arms on one machine).
+Reported per arm: frame accuracy, frame Fréchet distance, final training loss, train steps/s (from each
+arm's training log: arms train one after another, so other load on the machine can differ between them).
+
+Speed alone, like for like: `python -m zoo.walt.ablation --workdir W --speed` compiles every arm's train
+step (random latents, no tokenizer needed) and times them round-robin in one process (`speed.json`):
+milliseconds per step, XLA's FLOPs per step and the ratio to the baseline's time.
 """
 from __future__ import annotations
 
@@ -53,6 +57,55 @@ def run_arm(name: str, args) -> dict:
           "steps_per_sec": sum(speeds) / len(speeds) if speeds else None}
 
 
+def _arm_config(name: str, args):
+  from zoo.walt import benchmark
+  return benchmark.load_config(f"experiments/walt/video_moving_digits.py:{args.base}{ARMS[name]}")
+
+
+def speed_rows(arms: list[str], args, rounds: int = 10) -> list[dict]:
+  """Train-step time of each arm, measured round-robin in this process (load hits every arm alike)."""
+  import statistics
+  import time
+
+  import jax
+
+  from zoo import sharding as zsharding
+  from zoo.training import perf
+  from zoo.training import state as state_lib
+  from zoo.training.task import get_task
+  from zoo.walt import benchmark
+  runs = {}
+  for name in arms:
+    config = _arm_config(name, args)
+    mesh = zsharding.make_mesh(config.mesh.to_dict())
+    state, step, batch_sh, abstract_batch = state_lib.build_train_step(
+        get_task(config.task), config, mesh, [tuple(r) for r in config.axis_rules])
+    batch = jax.tree.map(jax.device_put, benchmark._random_batch(config, abstract_batch), batch_sh)
+    with jax.set_mesh(mesh):
+      compiled = step.lower(state, batch).compile()
+      state, _ = compiled(state, batch)  # Warm-up.
+      jax.block_until_ready(state)
+    runs[name] = {"compiled": compiled, "state": state, "batch": batch, "mesh": mesh, "times": []}
+  for _ in range(rounds):
+    for run in runs.values():
+      with jax.set_mesh(run["mesh"]):
+        start = time.perf_counter()
+        run["state"], _ = run["compiled"](run["state"], run["batch"])
+        jax.block_until_ready(run["state"])
+        run["times"].append(time.perf_counter() - start)
+  base = statistics.median(runs[arms[0]]["times"])
+  return [{"arm": name, "step_ms": 1e3 * statistics.median(run["times"]),
+           "step_gflop": (perf.compiled_flops(run["compiled"]) or 0.0) / 1e9,
+           f"time_vs_{arms[0]}": statistics.median(run["times"]) / base} for name, run in runs.items()]
+
+
+def format_speed_table(rows: list[dict]) -> str:
+  ratio_key = [k for k in rows[0] if k.startswith("time_vs_")][0]
+  lines = [f"| arm | train step (ms, median) | GFLOP/step (XLA) | time / {ratio_key[8:]} |", "|---|---|---|---|"]
+  lines += [f"| {r['arm']} | {r['step_ms']:.1f} | {r['step_gflop']:.1f} | {r[ratio_key]:.2f} |" for r in rows]
+  return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
   lines = ["| arm | frame accuracy ↑ | frame FD ↓ | final loss | train steps/s | paper UCF FVD |",
            "|---|---|---|---|---|---|"]
@@ -75,14 +128,25 @@ def main(argv=None) -> int:
   parser.add_argument("--arms", default=",".join(ARMS))
   parser.add_argument("--tokenizer_workdir", default="demo_assets/walt/tokenizer")
   parser.add_argument("--classifier_workdir", default="demo_assets/walt/frame_classifier")
+  parser.add_argument("--speed", action="store_true",
+                      help="Only time every arm's train step, round-robin in this process (speed.json).")
+  parser.add_argument("--speed_rounds", type=int, default=10)
   args = parser.parse_args(argv)
   from tools import _common
   _common.setup_logging()
-  rows = []
-  os.makedirs(args.workdir, exist_ok=True)
-  for name in args.arms.split(","):
+  arms = args.arms.split(",")
+  for name in arms:
     if name not in ARMS:
       parser.error(f"unknown arm {name!r}; choose from {sorted(ARMS)}")
+  os.makedirs(args.workdir, exist_ok=True)
+  if args.speed:
+    speed = speed_rows(arms, args, args.speed_rounds)
+    with open(os.path.join(args.workdir, "speed.json"), "w") as f:
+      json.dump(speed, f, indent=2)
+    print(format_speed_table(speed))
+    return 0
+  rows = []
+  for name in arms:
     rows.append(run_arm(name, args))
     with open(os.path.join(args.workdir, "ablation.json"), "w") as f:
       json.dump(rows, f, indent=2)
