@@ -4,7 +4,8 @@ The tokenizer trains on 5-frame clips and, being fully convolutional, encodes th
 (-> 3×4×4×8 latents) the transformer trains on.
 
 tokenizer checkpoint -> cached latents -> transformer training on 2 devices (videos + image stacks) ->
-generation evaluator (frame classifier accuracy / Fréchet distance) -> every sampling mode's files.
+generation evaluator (frame classifier accuracy / Fréchet distance) -> every sampling mode's files -> FVD
+with its reconstruction ceiling.
 """
 import os
 
@@ -47,7 +48,7 @@ def _config(stage_one, tmp_path, *extra):
       f"evals.generation.classifier_workdir={stage_one / 'classifier'}", *extra])
 
 
-def test_video_diffusion_trains_evaluates_and_samples(stage_one, tmp_path):
+def test_video_diffusion_trains_evaluates_and_samples(stage_one, tmp_path, monkeypatch):
   config = _config(stage_one, tmp_path)
   workdir = tmp_path / "run"
   result = loop.train_and_evaluate(config, str(workdir), devices=jax.devices()[:2])
@@ -77,6 +78,10 @@ def test_video_diffusion_trains_evaluates_and_samples(stage_one, tmp_path):
   long_video = iio.imread(written["long_video"], index=None)
   # 9 frames, then 2 segments of 4 new frames (re-encode the last 5 frames -> 2 latents, predict 1 more).
   assert long_video.shape[0] == 9 + 2 * 4
+
+  fvd_config = _config(stage_one, tmp_path, "evals.generation.num_videos=4", "evals.generation.fvd_videos=4",
+                       "evals.generation.batch_size=2", "evals.generation.classifier_workdir=")
+  _check_fvd_and_its_reconstruction_ceiling(fvd_config, model, mesh, monkeypatch)
 
 
 def test_latent_clips_mix_videos_and_same_class_image_stacks():
@@ -126,16 +131,9 @@ def test_full_attention_ablation_uses_the_whole_grid():
   assert [windowed.window(i) for i in range(2)] == [(1, 8, 8), (3, 4, 4)]
 
 
-def test_generation_fvd_and_its_reconstruction_ceiling_reuse_the_real_clip_statistics(stage_one, tmp_path,
-                                                                                        monkeypatch):
-  from flax import nnx
-
-  from zoo import sharding as zsharding
+def _check_fvd_and_its_reconstruction_ceiling(config, model, mesh, monkeypatch):
+  """FVD reuses the real clips' I3D statistics; reconstruction_fvd is computed once per evaluator."""
   from zoo.metrics import fvd
-  config = _config(stage_one, tmp_path, "evals.generation.num_videos=3", "evals.generation.fvd_videos=3",
-                   "evals.generation.batch_size=3", "evals.generation.classifier_workdir=")
-  model = diffusion_task.build_model(config, nnx.Rngs(0))
-  mesh = zsharding.make_mesh(config.mesh.to_dict(), jax.devices()[:1])
   clips_through_i3d = []
   i3d_logits = fvd.i3d_logits
   monkeypatch.setattr(fvd, "i3d_logits", lambda videos, **kw: clips_through_i3d.append(len(videos))
@@ -145,8 +143,8 @@ def test_generation_fvd_and_its_reconstruction_ceiling_reuse_the_real_clip_stati
     first = evaluator(model, mesh)
     second = evaluator(model, mesh)
   # Real clips and their reconstructions go through I3D once; generated clips at every evaluation.
-  assert clips_through_i3d == [3, 3, 3, 3], clips_through_i3d
-  assert first["fvd_videos"] == 3 and first["reconstruction_fvd"] == second["reconstruction_fvd"]
+  assert clips_through_i3d == [4, 4, 4, 4], clips_through_i3d
+  assert first["fvd_videos"] == 4 and first["reconstruction_fvd"] == second["reconstruction_fvd"]
   assert np.isfinite(first["fvd"]) and first["fvd"] >= 0 and first["reconstruction_fvd"] >= 0
   # Same seed, same model: the generated side is deterministic too.
   np.testing.assert_allclose(first["fvd"], second["fvd"], rtol=1e-6)
