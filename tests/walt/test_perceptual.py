@@ -24,6 +24,10 @@ def test_lpips_distance_normalises_each_position_and_sums_layers():
   assert float(perceptual.lpips_distance(a, scaled)) < 1e-5
   # Opposite directions: ||u − (−u)||² = 4 at every position of each of the two layers.
   np.testing.assert_allclose(float(perceptual.lpips_distance(a, [-f for f in a])), 8.0, rtol=1e-5)
+  # An all-zero feature vector (e.g. a dead position) has a finite gradient.
+  real = [jnp.ones((1, 2, 4), jnp.float32)]
+  grad = jax.grad(lambda f: perceptual.lpips_distance(real, [f]))(jnp.zeros((1, 2, 4), jnp.float32))
+  assert np.isfinite(np.asarray(grad)).all()
 
 
 @pytest.fixture(scope="module")

@@ -38,10 +38,13 @@ I3D_LAYERS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f")
 FeatureFn = Callable[[jax.Array], list[jax.Array]]
 
 
-def _unit_normalise(features: jax.Array, eps: float = 1e-10) -> jax.Array:
-  """LPIPS's normalisation: each position's channel vector divided by its L2 norm."""
-  norm = jnp.sqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True))
-  return features / (norm + eps)
+def _unit_normalise(features: jax.Array, eps: float = 1e-20) -> jax.Array:
+  """LPIPS's normalisation: each position's channel vector divided by its L2 norm.
+
+  As x·rsqrt(|x|² + eps), not x / (sqrt(|x|²) + eps): the gradient of sqrt at an all-zero vector is
+  infinite and would turn a whole train step into NaN.
+  """
+  return features * jax.lax.rsqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True) + eps)
 
 
 def lpips_distance(real_features: list[jax.Array], reconstructed_features: list[jax.Array]) -> jax.Array:
