@@ -37,11 +37,18 @@ class DigitsConvNet(nnx.Module):
                                                              ("embed", "classes")),
                            rngs=rngs)
 
-  def features(self, images: jax.Array) -> jax.Array:
-    """Embedding [B, embed_dim] of images [B, R, R, 1]: the features used for Fréchet distances."""
-    x = images
+  def stage_features(self, images: jax.Array) -> list[jax.Array]:
+    """The activation map after each conv stage, [B, R / 2^i, R / 2^i, width·2^i] (W.A.L.T's perceptual
+    loss compares these, zoo/walt/perceptual.py)."""
+    x, stages = images, []
     for conv, norm in zip(self.convs, self.norms):
       x = jax.nn.gelu(norm(conv(x)))
+      stages.append(x)
+    return stages
+
+  def features(self, images: jax.Array) -> jax.Array:
+    """Embedding [B, embed_dim] of images [B, R, R, 1]: the features used for Fréchet distances."""
+    x = self.stage_features(images)[-1]
     return jax.nn.gelu(self.embed(x.reshape(x.shape[0], -1)))
 
   def __call__(self, images: jax.Array) -> jax.Array:

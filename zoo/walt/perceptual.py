@@ -89,7 +89,7 @@ def frame_classifier_features(workdir: str) -> FeatureFn:
         "(no checkpoint or export there). Use demo_assets/walt/frame_classifier, train one with\n  python -m "
         f"tools.train --config experiments/core/digits_classifier.py:frames --workdir {workdir}\nor set "
         "loss.perceptual_weight=0.") from None
-  if not hasattr(model, "convs"):
+  if not hasattr(model, "stage_features"):
     raise ValueError(f"{workdir} holds a {type(model).__name__}, not the DigitsConvNet frame classifier.")
   resolution = int(config.data.resolution)
   graphdef, state = nnx.split(model)
@@ -102,12 +102,7 @@ def frame_classifier_features(workdir: str) -> FeatureFn:
     grey = ((videos.astype(jnp.float32) + 1.0) / 2.0).mean(axis=-1, keepdims=True).reshape(b * t, h, w, 1)
     if (h, w) != (resolution, resolution):
       grey = jax.image.resize(grey, (b * t, resolution, resolution, 1), "bilinear", antialias=True)
-    net = nnx.merge(graphdef, state)
-    outputs, x = [], grey
-    for conv, norm in zip(net.convs, net.norms):
-      x = jax.nn.gelu(norm(conv(x)))
-      outputs.append(x)
-    return outputs
+    return nnx.merge(graphdef, state).stage_features(grey)
 
   return features
 
