@@ -69,22 +69,11 @@ def speed_rows(arms: list[str], args, rounds: int = 10) -> list[dict]:
 
   import jax
 
-  from zoo import sharding as zsharding
   from zoo.training import perf
-  from zoo.training import state as state_lib
-  from zoo.training.task import get_task
   from zoo.walt import benchmark
   runs = {}
   for name in arms:
-    config = _arm_config(name, args)
-    mesh = zsharding.make_mesh(config.mesh.to_dict())
-    state, step, batch_sh, abstract_batch = state_lib.build_train_step(
-        get_task(config.task), config, mesh, [tuple(r) for r in config.axis_rules])
-    batch = jax.tree.map(jax.device_put, benchmark._random_batch(config, abstract_batch), batch_sh)
-    with jax.set_mesh(mesh):
-      compiled = step.lower(state, batch).compile()
-      state, _ = compiled(state, batch)  # Warm-up.
-      jax.block_until_ready(state)
+    compiled, state, batch, mesh, _ = benchmark.compiled_train_step(_arm_config(name, args), warmup=1)
     runs[name] = {"compiled": compiled, "state": state, "batch": batch, "mesh": mesh, "times": []}
   for _ in range(rounds):
     for run in runs.values():

@@ -104,6 +104,26 @@ def analytic_step_flops(config) -> float:
   return float(forwards * config.batch_size * tokens * per_token)
 
 
+def compiled_train_step(config, devices=None, warmup: int = 2):
+  """The task's train step compiled on a fresh state and a `_random_batch`, run `warmup` times (the first
+  call also allocates the donated buffers). Returns (compiled step, state, batch, mesh, last metrics)."""
+  from zoo import sharding as zsharding
+  from zoo.training import state as state_lib
+  from zoo.training.task import get_task
+
+  mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
+  state, step, batch_sh, abstract_batch = state_lib.build_train_step(
+      get_task(config.task), config, mesh, [tuple(r) for r in config.axis_rules])
+  batch = jax.tree.map(jax.device_put, _random_batch(config, abstract_batch), batch_sh)
+  metrics = None
+  with jax.set_mesh(mesh):
+    compiled = step.lower(state, batch).compile()
+    for _ in range(warmup):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(state)
+  return compiled, state, batch, mesh, metrics
+
+
 def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3) -> dict:
   """Compiled train step: {step_gflop (XLA), analytic_gflop, step_seconds, steps_per_sec, matmul_peak_gflops, mfu}.
 
@@ -111,23 +131,12 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
   matmul peak (perf.measure_matmul_peak, best of 5) is measured `rounds` times, interleaved with the timed
   steps; MFU = XLA FLOPs / median step time / median peak.
   """
-  from zoo import sharding as zsharding
   from zoo.training import perf
-  from zoo.training import state as state_lib
-  from zoo.training.task import get_task
 
-  task = get_task(config.task)
-  mesh = zsharding.make_mesh(config.mesh.to_dict(), devices)
-  rules = [tuple(r) for r in config.axis_rules]
-  state, step, batch_sh, abstract_batch = state_lib.build_train_step(task, config, mesh, rules)
-  batch = jax.tree.map(jax.device_put, _random_batch(config, abstract_batch), batch_sh)
+  compiled, state, batch, mesh, metrics = compiled_train_step(config, devices)
   rounds = max(1, min(rounds, steps))
   peaks, times = [], []
   with jax.set_mesh(mesh):
-    compiled = step.lower(state, batch).compile()
-    for _ in range(2):  # Warm-up (the first call also allocates the donated buffers).
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready(state)
     for r in range(rounds):
       peaks.append(perf.measure_matmul_peak())
       for _ in range(steps // rounds + (r < steps % rounds)):
@@ -141,7 +150,7 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
   return {"matmul_peak_gflops": peak / 1e9, "step_gflop": flops / 1e9,
           "analytic_gflop": analytic_step_flops(config) / 1e9, "step_seconds": seconds,
           "steps_per_sec": 1 / seconds, "mfu": flops / seconds / peak, "loss": float(metrics["loss"]),
-          "batch_size": int(config.batch_size), "latent_shape": tuple(abstract_batch["latents"].shape[1:])}
+          "batch_size": int(config.batch_size), "latent_shape": tuple(batch["latents"].shape[1:])}
 
 
 def _perturbed_model(config, seed: int = 0, scale: float = 0.02):
