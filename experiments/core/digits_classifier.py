@@ -36,7 +36,7 @@ def get_config(arg=None):
   c.model = dict(width=16 if arg.tiny else 32, depth=3 if arg.frames else 2, embed_dim=64 if arg.tiny else 128)
   c.optimizer = dict(name="adamw", learning_rate=3e-3, warmup_steps=20 if arg.tiny else 100,
                      decay="cosine", end_learning_rate_factor=0.01, weight_decay=1e-4, b1=0.9, b2=0.999,
-                     eps=1e-8, grad_clip_norm=1.0)
+                     eps=1e-8, grad_clip_norm=1.0, flatten=False)
   c.ema_decay = 0.99 if arg.tiny else 0.999
 
   # Pure data parallelism: the model is tiny. `-1` fills the axis with all devices.

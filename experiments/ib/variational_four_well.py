@@ -29,7 +29,7 @@ def get_config(arg=None):
   c.model = dict(latent_dim=1, hidden=32 if arg.tiny else 64, num_layers=2)
   c.optimizer = dict(name="adamw", learning_rate=3e-3, warmup_steps=50, decay="cosine",
                      end_learning_rate_factor=0.1, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8,
-                     grad_clip_norm=1.0)
+                     grad_clip_norm=1.0, flatten=False)
   c.ema_decay = 0.0
   c.mesh = dict(data=-1, fsdp=1, tensor=1, context=1)
   c.axis_rules = [("batch", ("data", "fsdp"))]

@@ -34,7 +34,8 @@ def paper_config(arg, *, dataset: str, num_classes: int, tokenizer: str, frames:
   # Table 8: AdamW, cosine, lr 5e-4, EMA. Warm-up, betas, weight decay, clipping and EMA decay are not
   # given in the paper [unverified]; these are DiT's / common choices.
   c.optimizer = dict(name="adamw", learning_rate=5e-4, warmup_steps=5000, decay="cosine",
-                     end_learning_rate_factor=0.0, weight_decay=0.0, b1=0.9, b2=0.99, eps=1e-8, grad_clip_norm=1.0)
+                     end_learning_rate_factor=0.0, weight_decay=0.0, b1=0.9, b2=0.99, eps=1e-8, grad_clip_norm=1.0,
+                     flatten=False)  # FSDP-sharded parameters: the flat update needs replicated ones.
   c.ema_decay = 0.9999
   # Default: FSDP over every chip (batch is split over data×fsdp too). On large pods set e.g. data=-1,fsdp=16.
   c.mesh = dict(data=arg.data, fsdp=arg.fsdp, tensor=1, context=1)

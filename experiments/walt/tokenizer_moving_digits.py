@@ -66,7 +66,7 @@ def get_config(arg=None):
   c.kernels = dict(causal_conv3d="auto")  # auto: Pallas on TPU, the im2col/GEMM XLA path elsewhere.
   c.optimizer = dict(name="adamw", learning_rate=1e-3 if arg.tiny else 1e-4, warmup_steps=100 if arg.tiny else 1000,
                      decay="cosine", end_learning_rate_factor=0.05, weight_decay=0.0, b1=0.9, b2=0.99,
-                     eps=1e-8, grad_clip_norm=1.0)
+                     eps=1e-8, grad_clip_norm=1.0, flatten=False)
   c.ema_decay = 0.999 if not arg.tiny else 0.99
 
   c.mesh = dict(data=-1, fsdp=1, tensor=1, context=1)

@@ -6,6 +6,12 @@ config.optimizer:
   warmup_steps, decay: "cosine" | "constant" | "linear", end_learning_rate_factor
   weight_decay, b1, b2, eps (AdamW), momentum (SGD)
   grad_clip_norm: global-norm clipping (0 disables)
+  flatten: run the update on one concatenated vector (`optax.flatten`) instead of leaf by leaf. For small
+    models whose step is dominated by per-op overhead: the W.A.L.T tiny config's train step compiles to
+    ~270 fewer top-level ops and ran ~9% faster (zoo/walt/benchmark.py). The optimizer state is then one
+    flat vector per moment, so checkpoints of flat and per-leaf runs are not interchangeable, and the
+    parameters must be replicated (state.py refuses a mesh that shards them: the concatenation would
+    all-gather them every step).
 """
 from __future__ import annotations
 
@@ -45,4 +51,10 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Gr
   else:
     raise ValueError(f"Unknown config.optimizer.name {name!r}; use adamw, adafactor or sgd.")
   clip = float(opt.get("grad_clip_norm", 0.0))
-  return optax.chain(optax.clip_by_global_norm(clip), core) if clip > 0 else core
+  tx = optax.chain(optax.clip_by_global_norm(clip), core) if clip > 0 else core
+  return optax.flatten(tx) if is_flattened(opt) else tx
+
+
+def is_flattened(opt: ml_collections.ConfigDict) -> bool:
+  """Whether config.optimizer asks for the update on one concatenated vector (see module docstring)."""
+  return bool(opt.get("flatten", False))

@@ -7,6 +7,7 @@ accelerators the per-device peak is multiplied by the device count.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -64,6 +65,21 @@ def machine_peak_flops(num_devices: int | None = None) -> float:
       pass  # A read-only home only costs a re-measurement next time.
   per_device = cache[key]
   return per_device if platform == "cpu" else per_device * num_devices
+
+
+def time_pipelined_steps(step, state, batch, num_steps: int, max_in_flight: int):
+  """Seconds per step of `num_steps` calls `state, aux = step(state, batch)` dispatched the way the training
+  loop runs them: asynchronously, waiting on `aux` (the metrics; the state is donated) of the step
+  `max_in_flight` back, so host dispatch overlaps device work. Returns (final state, seconds per step)."""
+  in_flight = collections.deque()
+  start = time.perf_counter()
+  for _ in range(num_steps):
+    state, aux = step(state, batch)
+    in_flight.append(jax.tree.leaves(aux)[0])
+    if len(in_flight) > max_in_flight:
+      in_flight.popleft().block_until_ready()
+  jax.block_until_ready(state)
+  return state, (time.perf_counter() - start) / max(num_steps, 1)
 
 
 def compiled_flops(compiled) -> float | None:

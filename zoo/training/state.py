@@ -21,6 +21,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from zoo import sharding as zsharding
+from zoo.training import optimizers
 from zoo.training.task import Task
 
 
@@ -89,16 +90,30 @@ def _init_state(task: Task, config, tx: optax.GradientTransformation) -> TrainSt
 
 
 def state_shardings(spec: ModelSpec, abstract_state: TrainState, tx: optax.GradientTransformation,
-                    mesh: Mesh, rules) -> TrainState:
+                    mesh: Mesh, rules, flat_optimizer: bool = False) -> TrainState:
   """NamedShardings for every leaf of the train state.
 
   Parameters and EMA follow their logical names; optimizer leaves shaped like their parameter follow the
   parameter (Adam moments); other optimizer leaves (factored Adafactor statistics, counts) are replicated.
+  With `flat_optimizer` (config.optimizer.flatten) every optimizer leaf is replicated, which needs
+  replicated parameters.
   """
   repl = NamedSharding(mesh, P())
   param_sh = zsharding.logical_shardings(spec.abstract_params, spec.logical_params, mesh, rules)
   model_state_sh = zsharding.logical_shardings(spec.abstract_model_state, spec.logical_model_state,
                                                mesh, rules)
+  if flat_optimizer:
+    sharded = [jax.tree_util.keystr(path) for path, sh in jax.tree_util.tree_leaves_with_path(param_sh)
+               if not sh.is_fully_replicated]
+    if sharded:
+      raise ValueError(
+          f"config.optimizer.flatten=True needs replicated parameters, but the mesh {dict(mesh.shape)} and "
+          f"axis rules shard {len(sharded)} of them (e.g. {sharded[0]}): the flat update would all-gather "
+          "them every step. Set --config.optimizer.flatten=False for sharded (FSDP/tensor) runs.")
+    return TrainState(
+        step=repl, params=param_sh, model_state=model_state_sh,
+        opt_state=jax.tree.map(lambda _: repl, abstract_state.opt_state),
+        ema_params=None if abstract_state.ema_params is None else param_sh, first_nonfinite_step=repl)
 
   def opt_leaf(leaf, sharding, param):
     if hasattr(leaf, "shape") and tuple(leaf.shape) == tuple(param.shape):
@@ -134,7 +149,8 @@ def abstract_state_and_shardings(task: Task, config, tx, mesh: Mesh, rules):
   with jax.set_mesh(None):
     spec = model_spec(task, config)
     abstract_state = jax.eval_shape(lambda: _init_state(task, config, tx))
-  shardings = state_shardings(spec, abstract_state, tx, mesh, rules)
+  shardings = state_shardings(spec, abstract_state, tx, mesh, rules,
+                              flat_optimizer=optimizers.is_flattened(config.optimizer))
   abstract_state = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings)
   return spec, abstract_state, shardings
@@ -216,7 +232,6 @@ def build_train_step(task: Task, config, mesh: Mesh, rules):
 
   Returns (state, train_step, batch_shardings, abstract_batch): the same recipe tools/train.py runs.
   """
-  from zoo.training import optimizers
   tx = optimizers.make_optimizer(config.optimizer, int(config.total_steps))
   schedule = optimizers.make_schedule(config.optimizer, int(config.total_steps))
   spec, state, shardings = init_state(task, config, tx, mesh, rules)
