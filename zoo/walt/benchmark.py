@@ -55,25 +55,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from zoo import paths
+
 DEFAULT_CONFIG = "experiments/walt/video_moving_digits.py:demo"
 
-
-def _repo_path(path: str) -> str:
-  """Experiment paths are repository-relative; resolve them when run from elsewhere."""
-  if os.path.isabs(path) or os.path.exists(path):
-    return path
-  return os.path.join(REPO_ROOT, path)
 
 
 def load_config(spec: str = DEFAULT_CONFIG, overrides=()):
   """The W.A.L.T experiment config; the tokenizer's config spec is resolved against the repository too."""
   from zoo import config as zconfig
   path, sep, arg = spec.partition(":")
-  config = zconfig.load_config(_repo_path(path) + sep + arg, list(overrides))
+  config = zconfig.load_config(paths.resolve(path) + sep + arg, list(overrides))
   tok_path, sep, tok_arg = config.tokenizer.config.partition(":")
   with config.unlocked():
-    config.tokenizer.config = _repo_path(tok_path) + sep + tok_arg
+    config.tokenizer.config = paths.resolve(tok_path) + sep + tok_arg
   return config
 
 

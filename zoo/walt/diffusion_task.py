@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from data_pipelines import grain_pipeline, video_datasets
+from zoo import paths
 from zoo.training.task import DataShard, Task, register
 from zoo.walt import latents as latents_lib
 from zoo.walt import model as walt_model
@@ -311,6 +312,7 @@ class FrameClassifier:
 
   def __init__(self, config_spec: str, workdir: str, devices: list | None = None):
     from zoo.training import loop
+    workdir = paths.resolve(workdir)  # demo_assets/... works from any directory.
     try:
       config, _, self.mesh, self.model, self.step, _ = loop.restore_trained_model(
           os.path.join(workdir, "checkpoints"), devices=devices)

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from zoo import paths
+
 NETWORKS = ("frame_classifier", "i3d")
 I3D_LAYERS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f")
 FeatureFn = Callable[[jax.Array], list[jax.Array]]
@@ -130,9 +131,7 @@ def feature_network(network: str, workdir: str = "") -> FeatureFn:
     if not workdir:
       raise ValueError("loss.perceptual_network='frame_classifier' needs loss.perceptual_workdir (e.g. "
                        "demo_assets/walt/frame_classifier).")
-    if not os.path.isabs(workdir) and not os.path.exists(workdir):
-      workdir = os.path.join(REPO_ROOT, workdir)  # Repository-relative defaults work from any directory.
-    return frame_classifier_features(workdir)
+    return frame_classifier_features(paths.resolve(workdir))
   if network == "i3d":
     return i3d_features()
   raise ValueError(f"Unknown loss.perceptual_network {network!r}; choose from {NETWORKS}.")
