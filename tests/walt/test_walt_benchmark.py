@@ -40,7 +40,7 @@ def test_walt_benchmark_pieces_give_finite_ratios(tfds_dir, capsys, monkeypatch)
 
   train = result["train"]
   for key in ("matmul_peak_gflops", "step_gflop", "analytic_gflop", "step_seconds", "steps_per_sec", "mfu",
-              "step_latency_seconds", "mfu_blocking"):
+              "step_latency_seconds", "mfu_blocking", "mfu_analytic"):
     assert _positive(train[key]), (key, train)
   # XLA's count covers at least the hand-counted matmuls and not much more (elementwise work, optimizer).
   assert 0.8 < train["step_gflop"] / train["analytic_gflop"] < 2.0, train

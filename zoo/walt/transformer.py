@@ -131,6 +131,13 @@ class WindowSelfAttention(nnx.Module):
     return flat.reshape(x.shape) + self.out_bias[...].astype(x.dtype)
 
 
+def _dense_tokens(layer: nnx.Linear, x: jax.Array) -> jax.Array:
+  """`layer` on the flattened tokens of x [..., C] -> [..., C'] (see WindowSelfAttention: on a 5-D input
+  XLA:CPU fed the weight gradient a transposed copy of the output gradient, into which it fused the whole
+  residual stream's backward pass)."""
+  return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
 class Mlp(nnx.Module):
   def __init__(self, width: int, hidden: int, *, rngs: nnx.Rngs):
     self.fc1 = _dense(width, hidden, ("embed", "mlp"), rngs)
@@ -256,7 +263,8 @@ class WaltTransformer(nnx.Module):
     if cfg.frame_prediction:
       inputs.append(jnp.zeros(z_t.shape[:-1] + (c + 1,), z_t.dtype) if frame_condition is None
                     else frame_condition)
-    x = self.patch_embed(self._patchify(jnp.concatenate(inputs, axis=-1).astype(dtype)))
+    patches = self._patchify(jnp.concatenate(inputs, axis=-1).astype(dtype))
+    x = _dense_tokens(self.patch_embed, patches)
     # Absolute position = spatial + temporal (§4.2); images use the temporal embedding of frame 0.
     temporal = self.temporal_position[...][:t]
     if is_image is not None:
@@ -271,5 +279,5 @@ class WaltTransformer(nnx.Module):
     for i, layer in enumerate(self.layers):
       x = layer(x, modulation[i], is_image)
     shift, scale = jnp.split(self.final_modulation(jax.nn.silu(condition)), 2, axis=-1)
-    x = self.final(_modulate(_layer_norm(x), shift.astype(dtype), scale.astype(dtype)))
+    x = _dense_tokens(self.final, _modulate(_layer_norm(x), shift.astype(dtype), scale.astype(dtype)))
     return self._unpatchify(x.astype(jnp.float32))
