@@ -58,3 +58,12 @@ def test_walt_benchmark_pieces_give_finite_ratios(tfds_dir, capsys, monkeypatch)
   print(benchmark.format_table(result, "tiny"))
   table = capsys.readouterr().out
   assert "MFU" in table and "no tokenizer decode" in table and "% of the train step" in table
+
+
+def test_versus_times_two_configs_interleaved(capsys):
+  """`benchmark walt --versus key=value`: the config's train step against the overridden one, one process."""
+  assert benchmark.main(["--config", TINY, "--versus", "optimizer.flatten=False", "--steps", "2",
+                         "--rounds", "2"]) == 0
+  out = capsys.readouterr().out
+  assert "with optimizer.flatten=False:" in out and "ratio" in out
+  # interleaved_step_times' per-arm structure is checked by tests/walt/test_ablation.py (--speed).

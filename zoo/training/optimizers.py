@@ -8,7 +8,8 @@ config.optimizer:
   grad_clip_norm: global-norm clipping (0 disables)
   flatten: run the update on one concatenated vector (`optax.flatten`) instead of leaf by leaf. For small
     models whose step is dominated by per-op overhead: the W.A.L.T tiny config's train step compiles to
-    ~270 fewer top-level ops and ran ~9% faster (zoo/walt/benchmark.py). The optimizer state is then one
+    ~270 fewer top-level ops and ran 6-8% faster (`python -m tools.benchmark walt --config
+    experiments/walt/video_moving_digits.py:tiny --versus optimizer.flatten=False`). The state is then one
     flat vector per moment, so checkpoints of flat and per-leaf runs are not interchangeable, and the
     parameters must be replicated (state.py refuses a mesh that shards them: the concatenation would
     all-gather them every step).

@@ -13,6 +13,8 @@ the whole 3×8×8 latent grid). Each arm trains from scratch on the same cached 
 then the generation evaluator scores 100 class-conditional samples (DDIM-50) with the frame classifier.
 Reported per arm: frame accuracy, frame Fréchet distance, final training loss, train steps/s (from each
 arm's training log: arms train one after another, so other load on the machine can differ between them).
+`ablation.json` in the workdir accumulates rows across invocations (`--arms a` then `--arms b` gives both;
+rerunning an arm replaces its row).
 
 Speed alone, like for like: `python -m zoo.walt.ablation --workdir W --speed` compiles every arm's train
 step (random latents, no tokenizer needed) and times them round-robin in one process (`speed.json`):
@@ -32,7 +34,7 @@ ARMS = {
     "full_attention": ",full_attention=true",
 }
 PAPER_UCF_FVD = {"baseline": "60.7 (zero SNR) / 61.4 (p_sc 0.9)", "no_zero_snr": "91.0",
-                 "no_self_cond": "109.9", "full_attention": "not reported (Table 3b: window variants)"}
+                 "no_self_cond": "109.9", "full_attention": "59.9 (Table 3b; 59.6 with 5×8×8 windows)"}
 
 
 def run_arm(name: str, args) -> dict:
@@ -64,28 +66,11 @@ def _arm_config(name: str, args):
 
 def speed_rows(arms: list[str], args, rounds: int = 10) -> list[dict]:
   """Train-step time of each arm, measured round-robin in this process (load hits every arm alike)."""
-  import statistics
-  import time
-
-  import jax
-
-  from zoo.training import perf
   from zoo.walt import benchmark
-  runs = {}
-  for name in arms:
-    compiled, state, batch, mesh, _ = benchmark.compiled_train_step(_arm_config(name, args), warmup=1)
-    runs[name] = {"compiled": compiled, "state": state, "batch": batch, "mesh": mesh, "times": []}
-  for _ in range(rounds):
-    for run in runs.values():
-      with jax.set_mesh(run["mesh"]):
-        start = time.perf_counter()
-        run["state"], _ = run["compiled"](run["state"], run["batch"])
-        jax.block_until_ready(run["state"])
-        run["times"].append(time.perf_counter() - start)
-  base = statistics.median(runs[arms[0]]["times"])
-  return [{"arm": name, "step_ms": 1e3 * statistics.median(run["times"]),
-           "step_gflop": (perf.compiled_flops(run["compiled"]) or 0.0) / 1e9,
-           f"time_vs_{arms[0]}": statistics.median(run["times"]) / base} for name, run in runs.items()]
+  times = benchmark.interleaved_step_times({name: _arm_config(name, args) for name in arms}, rounds=rounds)
+  base = times[arms[0]]["step_seconds"]
+  return [{"arm": name, "step_ms": 1e3 * t["step_seconds"], "step_gflop": t["step_gflop"],
+           f"time_vs_{arms[0]}": t["step_seconds"] / base} for name, t in times.items()]
 
 
 def format_speed_table(rows: list[dict]) -> str:
@@ -134,13 +119,33 @@ def main(argv=None) -> int:
       json.dump(speed, f, indent=2)
     print(format_speed_table(speed))
     return 0
-  rows = []
+  path = os.path.join(args.workdir, "ablation.json")
+  rows = read_rows(path)
   for name in arms:
-    rows.append(run_arm(name, args))
-    with open(os.path.join(args.workdir, "ablation.json"), "w") as f:
+    rows = merge_row(rows, run_arm(name, args))
+    with open(path, "w") as f:
       json.dump(rows, f, indent=2)
   print(format_table(rows))
   return 0
+
+
+def read_rows(path: str) -> list[dict]:
+  """The rows an earlier invocation wrote to `path` (arms are often run one per invocation), or []."""
+  if not os.path.exists(path):
+    return []
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:
+    raise SystemExit(f"{path} is not valid JSON ({e}); move it aside to start a fresh table.") from None
+
+
+def merge_row(rows: list[dict], row: dict) -> list[dict]:
+  """`rows` with `row` added, replacing an earlier row of the same arm (a rerun), in ARMS order."""
+  merged = {r["arm"]: r for r in rows}
+  merged[row["arm"]] = row
+  order = list(ARMS)
+  return sorted(merged.values(), key=lambda r: order.index(r["arm"]) if r["arm"] in order else len(order))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
     python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny --steps 10
     python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny \
         --config.optimizer.flatten=False                             # any key, as in tools/train.py
+    python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny \
+        --versus optimizer.flatten=False --steps 20                  # A/B of the train step, interleaved
 
 Everything is measured in one run on this machine and reported as ratios:
   * train step (task walt.video_diffusion, built exactly like tools/benchmark.py core_benchmark, on random
@@ -20,26 +22,40 @@ Everything is measured in one run on this machine and reported as ratios:
 Models are freshly initialised (no checkpoint); their parameters get small Gaussian noise so adaLN-Zero's
 zero-initialised outputs do not make the work trivially zero (it does not change the FLOPs).
 
-What limits MFU (2-core CPU host shared with other jobs, f32, measured once by hand when this was written):
-  * demo (width 128, 6 layers, 4 heads of 32, batch 32 × 192 tokens): ~38 % MFU, which meets the ≥ 30 %
-    goal. The step is matmul work: XLA counts 64.0 GFLOP, the hand count (`analytic_step_flops`) 62.4, of
-    which the dense projections (QKV, output, MLP: 24·d² per token and layer) are ~93 % and window
-    attention (4·L·d, L = 64 or 48) ~7 %. Forward alone runs the dense matmuls near the 1024³ rate, but
-    forward+backward takes ~4.3× the forward instead of ~3×: the weight-gradient dot_generals contract
-    over the four leading [B, t, h, w] axes of the 5-D activations, which XLA:CPU lowers through
-    transposes. The same dense stack on 2-D [B·t·h·w, d] tokens ran forward+backward 1.8× faster
-    (111 vs 202 ms), and flattening the MLP and attention projections in transformer.py cut the whole
-    model's forward+backward by ~15 % (1309 → 1115 ms); transformer.py now does this (commit 29aef43).
-  * tiny (width 32, 2 layers, batch 4 × 192 tokens): ~23 % MFU, below the ≥ 30 % goal. 0.23 GFLOP per
-    step in ~10 ms, so per-op cost of many tiny ops dominates: of ~7 ms model forward+backward, the dense
-    layers take ~3.3 ms (their 32-wide matmuls themselves run at 60–90 % of peak), window attention
-    (softmax, relative-bias gather and its scatter-add gradient) ~1.5 ms, and the rest is LayerNorm /
-    modulate / gate, the conditioning MLPs and AdamW; XLA's count is 14 % above the matmul count for the
-    same reason (elementwise work). Tried since: gating the whole optimizer update behind one
-    `lax.cond` on "loss and gradients finite" instead of a per-leaf `where` (zoo/training/state.py) cut
-    the compiled step from 1137 to 983 top-level HLO instructions (747 -> 510 fusions), but timing both
-    steps interleaved in one process showed no gain (median 15.7 vs 16.0 ms, cores shared), so the
-    per-leaf form stays.
+What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cores, 1024³ peak 211 GFLOP/s,
+`python -m tools.benchmark walt [--config experiments/walt/video_moving_digits.py:tiny --steps 150]`):
+  * demo (width 128, 6 layers, 4 heads of 32, batch 32 × 192 tokens): 41.0 % MFU (40.0 % by the hand
+    count), 1.36 steps/s: meets the ≥ 30 % goal. The step is matmul work: XLA counts 63.9 GFLOP, the hand
+    count (`analytic_step_flops`) 62.4, of which the dense projections (QKV, output, MLP: 24·d² per token
+    and layer) are ~93 % and window attention (4·L·d, L = 64 or 48) ~7 %. The weight-gradient
+    dot_generals of 5-D [B, t, h, w, d] activations went through transposes on XLA:CPU; on 2-D
+    [B·t·h·w, d] tokens the dense stack ran forward+backward 1.8× faster, so every dense layer in
+    transformer.py runs on flattened tokens (attention and MLP since 29aef43, the patch embedding and
+    final projection since 24ccc53, where the 5-D form had XLA fuse the residual stream's whole backward
+    pass into a transposing copy).
+  * tiny (width 32, 2 layers, batch 4 × 192 tokens): 16.6 % MFU (14.5 % by the hand count), 6.3 ms per
+    step: **below the ≥ 30 % goal** (an earlier "~23 %" here was measured against a peak halved by other
+    jobs on the cores). Two ceilings: (1) its own matmuls, timed alone back to back in one program, run at
+    40–55 % of the 1024³ rate forward ([768, 32] × [32, 32…128]), 45–69 % for the weight gradients and
+    30–34 % for the 16-dim attention scores (so even a step of nothing but its matmuls would sit near
+    45 %); (2) the rest of the step is ~2,500 thunk executions (profiled before the changes below), most
+    of them tiny elementwise ops (LayerNorm, modulate, gates, softmax, GELU, the diffusion noise's
+    threefry loop, AdamW, EMA), each costing microseconds of dispatch and memory traffic, together about
+    as long as the matmuls.
+    Landed for it: config.optimizer.flatten (one concatenated AdamW update; the tiny config uses it) and
+    the flattened patch embedding / final projection: in one process, interleaved, the step went from
+    6.64 to 5.92 ms (−7.7 % for the flat optimizer, −3.5 % more for the flattened projections, the
+    latter timed against the previous commit's 5-D form patched in); `--versus optimizer.flatten=False`
+    reproduces the first (5.82 vs 6.22 ms, −6.4 %, in a second run).
+    Timing as the training loop runs steps (dispatch of step n+1 overlapping step n) vs waiting for each
+    step changes little on idle cores (5.9 vs 6.2 ms) but much on loaded ones (9.3 vs 12.3 ms with the
+    per-leaf optimizer and a training job on the cores), so the benchmark reports both.
+    Tried and not landed: gating the optimizer update behind one `lax.cond` instead of a per-leaf `where`
+    (1137 → 983 top-level HLO instructions, no timing gain); applying the EMA and the NaN guard on flat
+    vectors too (slower than the flat optimizer alone: the split back into parameter leaves costs more than
+    the per-leaf ops it removes: 9.4 vs 9.0 ms); disabling YNNPACK fusions
+    (`--xla_cpu_experimental_ynn_fusion_type=`: 12.5 vs 9.1 ms). Those three were timed with a training job on
+    the cores.
 """
 from __future__ import annotations
 
@@ -161,6 +177,27 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
           "step_latency_seconds": latency,
           "mfu_blocking": flops / latency / peak, "loss": float(metrics["loss"]),
           "batch_size": int(config.batch_size), "latent_shape": tuple(batch["latents"].shape[1:])}
+
+
+def interleaved_step_times(configs: dict, rounds: int = 10, steps_per_round: int = 1, devices=None) -> dict:
+  """Train-step time of several configs measured in one process, round-robin: each round runs
+  `steps_per_round` steps of every config, dispatched like the training loop (perf.time_pipelined_steps),
+  so load from other processes hits all of them alike. Returns {name: {"step_seconds" (median over
+  rounds), "step_gflop" (XLA)}} in the order of `configs`."""
+  from zoo.training import loop, perf
+
+  runs = {}
+  for name, config in configs.items():
+    compiled, state, batch, mesh, _ = compiled_train_step(config, devices, warmup=1)
+    runs[name] = {"compiled": compiled, "state": state, "batch": batch, "mesh": mesh, "times": []}
+  for _ in range(rounds):
+    for run in runs.values():
+      with jax.set_mesh(run["mesh"]):
+        run["state"], seconds = perf.time_pipelined_steps(run["compiled"], run["state"], run["batch"],
+                                                          steps_per_round, loop.MAX_STEPS_IN_FLIGHT)
+      run["times"].append(seconds)
+  return {name: {"step_seconds": statistics.median(run["times"]),
+                 "step_gflop": (perf.compiled_flops(run["compiled"]) or 0.0) / 1e9} for name, run in runs.items()}
 
 
 def _perturbed_model(config, seed: int = 0, scale: float = 0.02):
@@ -300,6 +337,10 @@ def main(argv=None) -> int:
   parser.add_argument("--sample-repeats", type=int, default=2)
   parser.add_argument("--pipeline-batches", type=int, default=50)
   parser.add_argument("--max-videos", type=int, default=64, help="clips encoded into the temporary latent cache")
+  parser.add_argument("--versus", default="",
+                      help="key=value[,key=value]: instead of the full benchmark, time the train step of the "
+                           "config against the config with these overrides, interleaved in one process")
+  parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds for --versus")
   from zoo import config as zconfig
   try:
     rest, overrides = zconfig.split_config_overrides(list(sys.argv[1:] if argv is None else argv))
@@ -310,6 +351,17 @@ def main(argv=None) -> int:
     config = load_config(args.config, overrides)
   except zconfig.ConfigError as e:
     parser.exit(2, f"error: {e}\n")
+  if args.versus:
+    try:
+      other = load_config(args.config, overrides + args.versus.split(","))
+    except zconfig.ConfigError as e:
+      parser.exit(2, f"error: {e}\n")
+    times = interleaved_step_times({"config": config, "versus": other}, rounds=args.rounds,
+                                   steps_per_round=args.steps)
+    a, b = times["config"]["step_seconds"], times["versus"]["step_seconds"]
+    print(f"{args.config}: {1e3 * a:.2f} ms/step; with {args.versus}: {1e3 * b:.2f} ms/step; "
+          f"ratio {a / b:.3f} (medians of {args.rounds} interleaved rounds of {args.steps} steps, one process)")
+    return 0
   result = run(config, args.steps, args.sample_batch, args.sample_steps, args.sample_repeats,
                args.pipeline_batches, args.max_videos)
   print(format_table(result, args.config.rpartition("/")[2]))
