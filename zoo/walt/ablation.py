@@ -88,7 +88,7 @@ def format_table(rows: list[dict]) -> str:
 
   for r in rows:
     lines.append(f"| {r['arm']} | {fmt(r['frame_accuracy'], 3)} | {fmt(r['frame_fd'], 2)} | "
-                 f"{fmt(r['final_loss'], 4)} | {fmt(r['steps_per_sec'], 2)} | {PAPER_UCF_FVD[r['arm']]} |")
+                 f"{fmt(r['final_loss'], 4)} | {fmt(r['steps_per_sec'], 2)} | {PAPER_UCF_FVD.get(r['arm'], '–')} |")
   return "\n".join(lines)
 
 
