@@ -110,20 +110,17 @@ def state_shardings(spec: ModelSpec, abstract_state: TrainState, tx: optax.Gradi
           f"config.optimizer.flatten=True needs replicated parameters, but the mesh {dict(mesh.shape)} and "
           f"axis rules shard {len(sharded)} of them (e.g. {sharded[0]}): the flat update would all-gather "
           "them every step. Set --config.optimizer.flatten=False for sharded (FSDP/tensor) runs.")
-    return TrainState(
-        step=repl, params=param_sh, model_state=model_state_sh,
-        opt_state=jax.tree.map(lambda _: repl, abstract_state.opt_state),
-        ema_params=None if abstract_state.ema_params is None else param_sh, first_nonfinite_step=repl)
+    opt_sh = jax.tree.map(lambda _: repl, abstract_state.opt_state)
+  else:
+    def opt_leaf(leaf, sharding, param):
+      if hasattr(leaf, "shape") and tuple(leaf.shape) == tuple(param.shape):
+        return sharding
+      return repl
 
-  def opt_leaf(leaf, sharding, param):
-    if hasattr(leaf, "shape") and tuple(leaf.shape) == tuple(param.shape):
-      return sharding
-    return repl
-
-  opt_sh = optax.tree_map_params(
-      tx, opt_leaf, abstract_state.opt_state, param_sh, spec.abstract_params,
-      transform_non_params=lambda _: repl,
-      is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct))
+    opt_sh = optax.tree_map_params(
+        tx, opt_leaf, abstract_state.opt_state, param_sh, spec.abstract_params,
+        transform_non_params=lambda _: repl,
+        is_leaf=lambda x: isinstance(x, jax.ShapeDtypeStruct))
   return TrainState(
       step=repl, params=param_sh, model_state=model_state_sh, opt_state=opt_sh,
       ema_params=None if abstract_state.ema_params is None else param_sh,
