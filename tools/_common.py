@@ -5,7 +5,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 # Hide libtpu's "could not determine TPU accelerator type" chatter on CPU hosts; tools that need the
 # TPU compiler (aot_compile) load it explicitly through jax.experimental.topologies.
@@ -16,9 +16,13 @@ os.environ.setdefault("TPU_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):
-  """Parses argv, returning (args, config) with overrides applied; exits with a clear message on error."""
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None, load: Callable | None = None):
+  """Parses argv, returning (args, config) with overrides applied; exits with a clear message on error.
+
+  `load(spec, overrides)` builds the config (default zoo.config.load_config).
+  """
   from zoo import config as zconfig
+  load = zconfig.load_config if load is None else load
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
     rest, overrides = zconfig.split_config_overrides(argv)
@@ -26,7 +30,7 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None):
     parser.error(str(e))
   args = parser.parse_args(rest)
   try:
-    config = zconfig.load_config(args.config, overrides)
+    config = load(args.config, overrides)
   except zconfig.ConfigError as e:
     parser.exit(2, f"error: {e}\n")
   return args, config

@@ -121,12 +121,17 @@ def load_config(spec: str, overrides: Iterable[str] = ()) -> ml_collections.Conf
   path, _, arg = spec.partition(":")
   config = load_config_file(path, arg or None)
   config.lock()
+  apply_overrides(config, overrides)
+  return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> None:
+  """Applies 'dotted.key=value' strings in order (see apply_override)."""
   for override in overrides:
     dotted, sep, text = override.partition("=")
     if not sep:
       raise ConfigError(f"Override {override!r} must look like 'key=value'.")
     apply_override(config, dotted.strip(), text)
-  return config
 
 
 def split_config_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -62,7 +62,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
@@ -341,19 +340,13 @@ def main(argv=None) -> int:
                       help="key=value[,key=value]: instead of the full benchmark, time the train step of the "
                            "config against the config with these overrides, interleaved in one process")
   parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds for --versus")
+  from tools import _common
   from zoo import config as zconfig
-  try:
-    rest, overrides = zconfig.split_config_overrides(list(sys.argv[1:] if argv is None else argv))
-  except zconfig.ConfigError as e:
-    parser.error(str(e))
-  args = parser.parse_args(rest)
-  try:
-    config = load_config(args.config, overrides)
-  except zconfig.ConfigError as e:
-    parser.exit(2, f"error: {e}\n")
+  args, config = _common.parse(parser, argv, load=load_config)
   if args.versus:
+    other = config.copy_and_resolve_references()
     try:
-      other = load_config(args.config, overrides + args.versus.split(","))
+      zconfig.apply_overrides(other, args.versus.split(","))
     except zconfig.ConfigError as e:
       parser.exit(2, f"error: {e}\n")
     times = interleaved_step_times({"config": config, "versus": other}, rounds=args.rounds,
