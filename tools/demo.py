@@ -42,8 +42,8 @@ def main(argv=None) -> int:
   parser.add_argument("--train", default="none", choices=["none", "transformer", "all"],
                       help="Which stages to (re)train instead of using the shipped exports.")
   args = parser.parse_args(argv)
-  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  os.chdir(repo_root)  # Experiment and asset paths are relative to the repository root.
+  from zoo import paths
+  os.chdir(paths.REPO_ROOT)  # Experiment and asset paths are relative to the repository root.
   from tools import eval as eval_tool
   from tools import sample as sample_tool
   from tools import train as train_tool
