@@ -177,7 +177,8 @@ def test_compiles_for_tpu_in_shard_map_forward_and_backward(window, head_dim):
 
 
 def test_xla_path_lowers_for_cuda():
-  """On H100 the dispatch runs the XLA path (impl='auto' picks it off TPU); it must lower for CUDA."""
+  """On a GPU impl='auto' runs this XLA path for float32 (and cuDNN for 16-bit inputs, which jax
+  cannot trace without a GPU: test_cudnn_path_matches_reference_on_gpu); it must lower for CUDA."""
   tokens = jax.ShapeDtypeStruct((2, 5, 16, 16, 4, 64), jnp.bfloat16)
   table = jax.ShapeDtypeStruct((4, reference.num_relative_offsets((5, 8, 8))), jnp.float32)
 
@@ -188,3 +189,45 @@ def test_xla_path_lowers_for_cuda():
   lowered = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3))).trace(tokens, tokens, tokens, table) \
       .lower(lowering_platforms=("cuda",))
   assert "dot_general" in lowered.as_text()
+
+
+def test_dispatch_picks_cudnn_on_gpu_only_for_inputs_it_takes(monkeypatch):
+  """'auto' on a GPU backend: cuDNN for bf16/f16 with head_dim % 8 == 0 up to 128, XLA otherwise;
+  'cudnn' refuses unsupported inputs and non-GPU backends with errors that name the fix."""
+  from zoo.kernels.window_attention import resolve_impl
+  if jax.default_backend() == "cpu":
+    assert resolve_impl("auto", jnp.bfloat16, 72) == "xla"
+    with pytest.raises(ValueError, match="needs a GPU backend"):
+      resolve_impl("cudnn", jnp.bfloat16, 64)
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert resolve_impl("auto", jnp.bfloat16, 72) == "cudnn"           # W.A.L.T-XL heads
+  assert resolve_impl("auto", jnp.float16, 128) == "cudnn"
+  assert resolve_impl("auto", jnp.float32, 64) == "xla"
+  assert resolve_impl("auto", jnp.bfloat16, 12) == "xla"
+  assert resolve_impl("auto", jnp.bfloat16, 256) == "xla"
+  assert resolve_impl("auto") == "auto"                              # decided per call, by dtype
+  with pytest.raises(ValueError, match="multiple of 8.*use impl='auto'"):
+    resolve_impl("cudnn", jnp.bfloat16, 12)
+  with pytest.raises(ValueError, match="impl must be one of"):
+    resolve_impl("triton")
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN attention needs a GPU")
+@pytest.mark.parametrize("shape,window,is_image", [
+    ((2, 2, 4, 4, 2, 8), (2, 2, 4), (True, False)),
+    ((2, 5, 16, 16, 2, 72), (5, 8, 8), (False, True)),
+    ((1, 2, 16, 16, 2, 64), (1, 16, 16), None)])
+def test_cudnn_path_matches_reference_on_gpu(shape, window, is_image):
+  """impl='cudnn' (what 'auto' runs for bf16 on a GPU): output and all four gradients, the bias
+  table's through cuDNN's dbias, against the float32 reference, with the identity mask."""
+  q, k, v, table = _inputs(shape, window, jnp.bfloat16)
+  flags = None if is_image is None else jnp.array(is_image)
+  ours = functools.partial(window_attention, window=window, is_image=flags, impl="cudnn")
+  truth = functools.partial(window_attention_reference, window=window, is_image=flags)
+  out, grads = jax.jit(lambda *a: _loss_and_grads(ours, *a))(q, k, v, table)
+  out_ref, grads_ref = _loss_and_grads(truth, q, k, v, table)
+  assert out.dtype == jnp.bfloat16
+  _assert_close(out, out_ref, BF16_TOL, "output")
+  for name, grad, grad_ref in zip(("dq", "dk", "dv", "dbias_table"), grads, grads_ref):
+    assert grad.dtype == grad_ref.dtype, name
+    _assert_close(grad, grad_ref, BF16_TOL, name)

@@ -6,9 +6,9 @@ x [B, T, H, W, Cin], kernel [kt, kh, kw, Cin, Cout], bias [Cout] or None ->
 y [B, T, ceil(H/s), ceil(W/s), Cout]. Time is padded with kt-1 zero frames in the past only (frame t
 never sees frames > t; frame 0 is encoded on its own), space with "same" zero padding.
 
-impl: "auto" -> Pallas on TPU, chunked im2col/GEMM XLA elsewhere; "pallas" (interpret=True off TPU)
-or "xla" force a path. mesh: run inside jax.shard_map over all mesh axes with the batch on
-`batch_axes` (the kernel and bias replicated), check_vma=False.
+impl: "auto" -> Pallas on TPU, XLA elsewhere: cuDNN's convolution on GPU, chunked im2col/GEMM on CPU
+(xla.causal_conv picks per lowering platform); "pallas" (interpret=True off TPU) or "xla" force a
+path. mesh: run inside jax.shard_map over all mesh axes with the batch on `batch_axes` (the kernel and bias replicated), check_vma=False.
 """
 from __future__ import annotations
 
@@ -40,14 +40,12 @@ def causal_conv3d(x, kernel, bias=None, *, spatial_stride: int = 1, impl: str = 
 
   def local(x, kernel, bias):
     padding = causal_padding(kernel.shape[:3])
-    xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     if impl == "xla":
-      # The padding's gradient is discarded, so the backward computes dx on the input region only.
-      needed = tuple((low, low + size) for (low, _), size in zip(padding, x.shape[1:4]))
-      out = xla.conv_valid(xp, kernel.astype(x.dtype), spatial_stride, needed)
+      out = xla.causal_conv(x, kernel.astype(x.dtype), spatial_stride, padding)
       if bias is not None:
         out = (out.astype(jnp.float32) + bias.astype(jnp.float32)).astype(x.dtype)
       return out
+    xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     return pallas_tpu.causal_conv3d_padded(xp, kernel, bias, stride=spatial_stride,
                                            block_h=block_h, block_cout=block_cout,
                                            interpret=interpret, vmem_limit_bytes=vmem_limit_bytes)

@@ -12,8 +12,10 @@ themselves, so the output is their own value vector (the paper's identity mask).
 whatever layer receives it, so the transformer passes it to spatiotemporal layers only; in a spatial
 layer (window 1 x h x w) a frame of an image stack is an ordinary image and attends normally.
 
-impl: "auto" -> Pallas on TPU, XLA elsewhere (CPU, GPU); "pallas" forces the TPU kernel (use
-interpret=True off TPU, as the tests do); "xla" forces the XLA path.
+impl: "auto" -> Pallas on TPU; on GPU cuDNN's fused attention where it takes the inputs (16-bit dtypes,
+head_dim a multiple of 8 up to 128), else XLA; XLA on CPU. "pallas" forces the TPU kernel (use
+interpret=True off TPU, as the tests do); "xla" forces the XLA path; "cudnn" forces cuDNN (GPU only:
+jax cannot even trace it without a GPU).
 mesh: when given, the call runs inside jax.shard_map over all mesh axes (Pallas TPU kernels cannot be
 auto-partitioned), with batch on `batch_axes` and heads on `head_axis` (axes absent from the mesh are
 ignored) and check_vma=False (interpret mode breaks under it).
@@ -24,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from zoo.kernels.dispatch import IMPLS, resolve_impl
+from zoo.kernels import dispatch
 
 from zoo.kernels.window_attention import pallas_tpu
 from zoo.kernels.window_attention import reference
@@ -37,6 +39,40 @@ from zoo.kernels.window_attention.reference import (check_window, gather_relativ
 __all__ = ["window_attention", "window_attention_reference", "resolve_impl", "check_window",
            "gather_relative_bias", "relative_position_index", "window_partition", "window_merge"]
 
+# jax.nn.dot_product_attention(implementation="cudnn") accepts these; 72-dim heads (W.A.L.T-XL) included.
+CUDNN_DTYPES = ("bfloat16", "float16")
+CUDNN_MAX_HEAD_DIM = 128
+IMPLS = dispatch.IMPLS + ("cudnn",)
+
+
+def cudnn_unsupported_reason(dtype, head_dim: int) -> str | None:
+  """Why cuDNN's fused attention cannot take these inputs, or None when it can."""
+  if jnp.dtype(dtype).name not in CUDNN_DTYPES:
+    return f"cuDNN attention needs {' or '.join(CUDNN_DTYPES)} inputs, got {jnp.dtype(dtype).name}"
+  if head_dim % 8 or head_dim > CUDNN_MAX_HEAD_DIM:
+    return f"cuDNN attention needs head_dim a multiple of 8 up to {CUDNN_MAX_HEAD_DIM}, got {head_dim}"
+  return None
+
+
+def resolve_impl(impl: str, dtype=None, head_dim: int | None = None) -> str:
+  """The path `impl` runs for inputs of `dtype` with `head_dim` on this backend (see the module
+  docstring). Without dtype and head_dim, "auto" on GPU stays "auto" for window_attention to decide."""
+  if impl not in IMPLS:
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+  gpu = jax.default_backend() == "gpu"
+  if impl == "cudnn":
+    if not gpu:
+      raise ValueError("impl='cudnn' needs a GPU backend (jax cannot trace cuDNN attention without "
+                       "one); use impl='auto' or 'xla'")
+    reason = None if dtype is None else cudnn_unsupported_reason(dtype, head_dim)
+    if reason:
+      raise ValueError(f"impl='cudnn': {reason}; use impl='auto' (falls back to XLA) or 'xla'")
+    return impl
+  if impl == "auto" and gpu:
+    if dtype is None:
+      return "auto"
+    return "xla" if cudnn_unsupported_reason(dtype, head_dim) else "cudnn"
+  return dispatch.resolve_impl(impl)
 
 
 def _mesh_axes(mesh, names):
@@ -66,8 +102,8 @@ def window_attention(q, k, v, relative_bias, *, window, is_image=None, scale=Non
                      f"{k.shape}, {v.shape}")
   window = tuple(int(w) for w in window)
   check_window(q.shape[1:4], window)
-  impl = resolve_impl(impl)
   b, n, d = q.shape[0], q.shape[4], q.shape[5]
+  impl = resolve_impl(impl, q.dtype, d)
   seq = window[0] * window[1] * window[2]
   scale = reference.default_scale(d) if scale is None else float(scale)
   bias = gather_relative_bias(relative_bias, window)                  # [N, S, S]
@@ -86,6 +122,8 @@ def window_attention(q, k, v, relative_bias, *, window, is_image=None, scale=Non
     flags_per_window = None if flags is None else jnp.repeat(flags, num_windows)
     if impl == "xla":
       out = xla.windowed_attention(qw, kw, vw, bias, flags_per_window, scale=scale)
+    elif impl == "cudnn":
+      out = xla.cudnn_windowed_attention(qw, kw, vw, bias, flags_per_window, scale=scale)
     else:
       if flags_per_window is None:
         flags_per_window = jnp.zeros((qw.shape[0],), bool)

@@ -7,6 +7,10 @@ see zoo/kernels/README.md):
   * matmuls take the input dtype and accumulate in float32 (`preferred_element_type`);
   * image examples (W.A.L.T identity mask) select v afterwards instead of masking scores.
 Autodiff of these ops gives the backward pass; XLA fuses the elementwise parts.
+
+On a GPU with 16-bit inputs `cudnn_windowed_attention` (cuDNN's fused attention, bias gradient
+included) replaces it: measured on an H200 at W.A.L.T-XL head shapes it took 0.6-0.8x the time of the
+einsum path (zoo/kernels/README.md).
 """
 from __future__ import annotations
 
@@ -27,6 +31,20 @@ def windowed_attention(q, k, v, bias, is_image, *, scale: float):
   out = jnp.einsum("gnqk,gnkd->gnqd", unnormalised.astype(v.dtype), v,
                    preferred_element_type=jnp.float32) / row_sum
   out = out.astype(q.dtype)
+  if is_image is not None:
+    out = jnp.where(is_image[:, None, None, None], v, out)
+  return out
+
+
+def cudnn_windowed_attention(q, k, v, bias, is_image, *, scale: float):
+  """Same contract as `windowed_attention`, through cuDNN's fused attention (GPU, 16-bit dtypes).
+
+  The bias goes in as q.dtype (cuDNN's requirement); its gradient comes back from cuDNN's backward.
+  """
+  # cuDNN takes [batch, seq, heads, dim] ("BTNH"); the windows are [G, N, S, D].
+  out = jax.nn.dot_product_attention(
+      q.swapaxes(1, 2), k.swapaxes(1, 2), v.swapaxes(1, 2), bias=bias[None].astype(q.dtype),
+      scale=scale, implementation="cudnn").swapaxes(1, 2)
   if is_image is not None:
     out = jnp.where(is_image[:, None, None, None], v, out)
   return out
