@@ -44,7 +44,7 @@ class TransformerConfig:
   self_condition: bool = True
   frame_prediction: bool = True
   full_attention: bool = False              # Ablation: every layer attends over the whole t×h×w grid.
-  attention_impl: str = "auto"              # window attention dispatch: auto | xla | pallas
+  attention_impl: str = "auto"              # window attention dispatch: auto | xla | pallas | cudnn
   dtype: str = "float32"                    # activation dtype (bfloat16 on TPU)
 
   @property
@@ -66,10 +66,14 @@ class TransformerConfig:
     return (min(wt, t), min(wh, h), min(ww, w))
 
 
-def _dense(in_features, out_features, axes, rngs, zero=False):
+def _dense(in_features, out_features, axes, rngs, zero=False, dtype=None):
+  """Linear layer with float32 parameters; `dtype` is its computation dtype (None: promote, i.e. float32
+  with float32 parameters). Layers on the token path take the config's activation dtype, so a bfloat16
+  model really runs bfloat16 matmuls; the per-example conditioning MLPs stay float32."""
   init = nnx.initializers.zeros_init() if zero else nnx.initializers.xavier_uniform()
   return nnx.Linear(in_features, out_features, kernel_init=nnx.with_partitioning(init, axes),
-                    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)), rngs=rngs)
+                    bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)),
+                    dtype=dtype, rngs=rngs)
 
 
 def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
@@ -124,7 +128,7 @@ class WindowSelfAttention(nnx.Module):
       q, k = self.q_norm(q), self.k_norm(k)
     # The identity mask matters only where frames would mix: spatiotemporal windows (wt > 1).
     image_flags = is_image if self.window[0] > 1 else None
-    impl = resolve_impl(self.impl)
+    impl = resolve_impl(self.impl, q.dtype, self.head_dim)
     o = window_attention(q, k, v, self.relative_bias[...], window=self.window, is_image=image_flags,
                          impl=impl, mesh=zsharding.kernel_mesh(impl))
     flat = o.reshape(-1, o.shape[-2] * o.shape[-1]) @ self.out[...].astype(x.dtype).reshape(-1, d)
@@ -139,9 +143,9 @@ def _dense_tokens(layer: nnx.Linear, x: jax.Array) -> jax.Array:
 
 
 class Mlp(nnx.Module):
-  def __init__(self, width: int, hidden: int, *, rngs: nnx.Rngs):
-    self.fc1 = _dense(width, hidden, ("embed", "mlp"), rngs)
-    self.fc2 = _dense(hidden, width, ("mlp", "embed"), rngs)
+  def __init__(self, width: int, hidden: int, *, rngs: nnx.Rngs, dtype=None):
+    self.fc1 = _dense(width, hidden, ("embed", "mlp"), rngs, dtype=dtype)
+    self.fc2 = _dense(hidden, width, ("mlp", "embed"), rngs, dtype=dtype)
 
   def __call__(self, x):
     flat = x.reshape(-1, x.shape[-1])  # See WindowSelfAttention: 2-D matmuls differentiate faster on CPU.
@@ -162,7 +166,7 @@ def _modulate(x, shift, scale):
 class TransformerLayer(nnx.Module):
   def __init__(self, cfg: TransformerConfig, layer: int, *, rngs: nnx.Rngs):
     self.attention = WindowSelfAttention(cfg, cfg.window(layer), rngs=rngs)
-    self.mlp = Mlp(cfg.width, int(cfg.width * cfg.mlp_ratio), rngs=rngs)
+    self.mlp = Mlp(cfg.width, int(cfg.width * cfg.mlp_ratio), rngs=rngs, dtype=jnp.dtype(cfg.dtype))
 
   def __call__(self, x, modulation, is_image):
     """modulation [B, 6, D] = (shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp)."""
@@ -213,7 +217,8 @@ class WaltTransformer(nnx.Module):
     self.config = cfg
     d, p = cfg.width, cfg.patch_size
     t, h, w = cfg.grid
-    self.patch_embed = _dense(p * p * cfg.input_channels, d, (None, "embed"), rngs)
+    activations = jnp.dtype(cfg.dtype)
+    self.patch_embed = _dense(p * p * cfg.input_channels, d, (None, "embed"), rngs, dtype=activations)
     normal = nnx.initializers.normal(0.02)
     self.spatial_position = nnx.Param(normal(rngs.params(), (h, w, d)), out_sharding=(None, None, "embed"))
     self.temporal_position = nnx.Param(normal(rngs.params(), (t, d)), out_sharding=(None, "embed"))
@@ -228,7 +233,8 @@ class WaltTransformer(nnx.Module):
     self.modulation = AdaLNModulation(cfg, rngs=rngs)
     self.layers = nnx.List([TransformerLayer(cfg, i, rngs=rngs) for i in range(cfg.depth)])
     self.final_modulation = _dense(d, 2 * d, ("embed", "mlp"), rngs, zero=True)
-    self.final = _dense(d, p * p * cfg.latent_channels, ("embed", None), rngs, zero=True)
+    self.final = _dense(d, p * p * cfg.latent_channels, ("embed", None), rngs, zero=True,
+                        dtype=activations)
 
   def timestep_term(self, timesteps: jax.Array) -> jax.Array:
     """t of the AdaLN condition c + t (§4.3): sinusoidal embedding -> MLP, [B] -> [B, D]."""
