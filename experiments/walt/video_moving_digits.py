@@ -49,7 +49,7 @@ def get_config(arg=None):
   c.diffusion = dict(num_steps=1000, beta_start=1e-4, beta_end=0.02, zero_terminal_snr=arg.zero_snr,
                      prediction="v", p_uncond=0.1, p_self_condition=0.9 if arg.self_cond else 0.0,
                      p_frame_prediction=0.2 if arg.frame_prediction else 0.0, max_condition_frames=2)
-  c.kernels = dict(window_attention="auto")  # auto: Pallas on TPU, XLA elsewhere.
+  c.kernels = dict(window_attention="auto")  # auto: Pallas on TPU, cuDNN on GPU (bf16), else XLA.
   c.optimizer = dict(name="adamw", learning_rate=1e-3, warmup_steps=2 if arg.tiny else 200,
                      decay="cosine", end_learning_rate_factor=0.1, weight_decay=0.0, b1=0.9, b2=0.99,
                      eps=1e-8, grad_clip_norm=1.0,

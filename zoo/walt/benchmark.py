@@ -34,7 +34,8 @@ What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cor
     final projection since 24ccc53, where the 5-D form had XLA fuse the residual stream's whole backward
     pass into a transposing copy).
   * tiny (width 32, 2 layers, batch 4 × 192 tokens): 16.6 % MFU (14.5 % by the hand count), 6.3 ms per
-    step: **below the ≥ 30 % goal** (an earlier "~23 %" here was measured against a peak halved by other
+    step; re-measured the next morning, also on idle cores: 19.1 % (16.6 % by hand), 5.7 ms; separate
+    processes of the same step ranged 5.2–6.0 ms. **Below the ≥ 30 % goal** (an earlier "~23 %" here was measured against a peak halved by other
     jobs on the cores). Two ceilings: (1) its own matmuls, timed alone back to back in one program, run at
     40–55 % of the 1024³ rate forward ([768, 32] × [32, 32…128]), 45–69 % for the weight gradients and
     30–34 % for the 16-dim attention scores (so even a step of nothing but its matmuls would sit near
@@ -55,7 +56,10 @@ What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cor
     vectors too (slower than the flat optimizer alone: the split back into parameter leaves costs more than
     the per-leaf ops it removes: 9.4 vs 9.0 ms); disabling YNNPACK fusions
     (`--xla_cpu_experimental_ynn_fusion_type=`: 12.5 vs 9.1 ms). Those three were timed with a training job on
-    the cores.
+    the cores. On idle cores, one process each: other XLA:CPU flags (concurrency-optimised scheduler 17.9 %,
+    `--xla_cpu_multi_thread_eigen=false` 18.9 %, `--xla_cpu_use_fusion_emitters=false` 16.6 %, against
+    19.7–20.1 % without; `--xla_cpu_use_multi_output_fusion` and `--xla_cpu_flatten_after_fusion` crash);
+    jax's unrolled threefry lowering instead of the rolled CPU loop (6.1–7.3 vs 5.2–6.0 ms per step).
 """
 from __future__ import annotations
 
