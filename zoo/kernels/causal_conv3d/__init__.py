@@ -8,7 +8,8 @@ never sees frames > t; frame 0 is encoded on its own), space with "same" zero pa
 
 impl: "auto" -> Pallas on TPU, XLA elsewhere: cuDNN's convolution on GPU, chunked im2col/GEMM on CPU
 (xla.causal_conv picks per lowering platform); "pallas" (interpret=True off TPU) or "xla" force a
-path. mesh: run inside jax.shard_map over all mesh axes with the batch on `batch_axes` (the kernel and bias replicated), check_vma=False.
+path. mesh: run inside jax.shard_map over all mesh axes with the batch on `batch_axes` (the kernel
+and bias replicated), check_vma=False.
 """
 from __future__ import annotations
 
