@@ -11,7 +11,8 @@ Everything is measured in one run on this machine, so the ratios compare like wi
     `jax.nn.dot_product_attention`, vs full attention over all tokens (`jax.nn.dot_product_attention`
     on T*H*W tokens, cost quadratic in frames), vs PyTorch `scaled_dot_product_attention` on the same
     windows (when torch is importable, same thread count);
-  * causal conv3d (our chunked im2col/GEMM path) vs `lax.conv_general_dilated` and torch `conv3d`
+  * causal conv3d (our impl="auto" path: the chunked im2col/GEMM on CPU, cuDNN's convolution on GPU)
+    vs `lax.conv_general_dilated` and torch `conv3d`
     (same causal padding), plus a matmul for the machine's GEMM peak.
 On a GPU, torch runs on the same GPU (synchronised after every call); where our impl="auto" picks
 cuDNN's fused attention (16-bit inputs) the einsum XLA path gets a column of its own ("xla").
