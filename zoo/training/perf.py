@@ -4,6 +4,11 @@ The peak is measured once per (platform, device kind, device count) with a large
 default device and cached in ~/.cache/zoo/matmul_peak.json (override the path with $ZOO_CACHE_DIR). On
 CPU all fake devices share the host's cores, so the host peak is the whole machine's budget; on
 accelerators the per-device peak is multiplied by the device count.
+
+GPU caveats, seen on one H200 (2026-11-26, jax 0.11.2): a 1024³ matmul is far too small to reach an
+accelerator's rate, so accelerators are measured at 8192³ (there: 443 TFLOP/s f32, i.e. TF32, and 792
+bf16); and XLA's cost analysis of a W.A.L.T-XL train step reported 1.44 TFLOP against 57 TFLOP counted by
+hand (1/40), so FLOPs from `compiled_flops` understate GPU work. Read MFU on GPU with a hand count.
 """
 from __future__ import annotations
 
@@ -21,8 +26,11 @@ def _cache_path() -> str:
   return os.path.join(root, "matmul_peak.json")
 
 
-def measure_matmul_peak(n: int = 1024, dtype=jnp.float32, repeats: int = 5) -> float:
-  """FLOP/s of an n×n×n matmul on the default device (best of `repeats`)."""
+def measure_matmul_peak(n: int | None = None, dtype=jnp.float32, repeats: int = 5) -> float:
+  """FLOP/s of an n×n×n matmul on the default device (best of `repeats`); n defaults to 1024 on CPU
+  and 8192 on accelerators (see the module docstring)."""
+  if n is None:
+    n = 1024 if jax.default_backend() == "cpu" else 8192
   key = jax.random.key(0)
   a = jax.random.normal(key, (n, n), dtype)
   b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), dtype)
