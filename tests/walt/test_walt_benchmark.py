@@ -67,3 +67,14 @@ def test_versus_times_two_configs_interleaved(capsys):
   out = capsys.readouterr().out
   assert "with optimizer.flatten=False:" in out and "ratio" in out
   # interleaved_step_times' per-arm structure is checked by tests/walt/test_ablation.py (--speed).
+
+
+def test_train_only_runs_a_paper_config_without_tokenizer_or_data(capsys):
+  """`benchmark walt --train-only` on the bf16 UCF-101 config (cut to toy size): the MFU is measured
+  against the bf16 matmul peak, and nothing needs a tokenizer checkpoint or a dataset."""
+  assert benchmark.main(["--config", "experiments/walt/ucf101_xl.py", "--train-only", "--steps", "1",
+                         "--config.batch_size=1", "--config.model.depth=2", "--config.model.width=32",
+                         "--config.model.num_heads=2"]) == 0
+  out = capsys.readouterr().out
+  assert "W.A.L.T ucf101_xl.py on cpu" in out and "bfloat16 1024³ matmul" in out
+  assert "train step" in out and "DDIM" not in out and "input pipeline" not in out

@@ -6,6 +6,8 @@
         --config.optimizer.flatten=False                             # any key, as in tools/train.py
     python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny \
         --versus optimizer.flatten=False --steps 20                  # A/B of the train step, interleaved
+    python -m tools.benchmark walt --config experiments/walt/ucf101_xl.py --train-only \
+        --config.batch_size=16                                       # a paper config's step (e.g. on a GPU)
 
 Everything is measured in one run on this machine and reported as ratios:
   * train step (task walt.video_diffusion, built exactly like tools/benchmark.py core_benchmark, on random
@@ -157,10 +159,14 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
 
   compiled, state, batch, mesh, metrics = compiled_train_step(config, devices)
   rounds = max(1, min(rounds, steps))
+  # The peak of the dtype the model's matmuls run in (bf16 for the paper configs), at the size that
+  # reaches this backend's rate (perf.measure_matmul_peak: 1024³ on CPU, 8192³ on accelerators).
+  peak_dtype = jnp.dtype(config.model.get("dtype", "float32"))
+  peak_size = 1024 if jax.default_backend() == "cpu" else 8192
   peaks, pipelined, latencies = [], [], []
   with jax.set_mesh(mesh):
     for r in range(rounds):
-      peaks.append(perf.measure_matmul_peak())
+      peaks.append(perf.measure_matmul_peak(peak_size, peak_dtype))
       block = steps // rounds + (r < steps % rounds)
       state, seconds = perf.time_pipelined_steps(compiled, state, batch, block, loop.MAX_STEPS_IN_FLIGHT)
       pipelined.append(seconds)
@@ -174,7 +180,8 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
   peak = statistics.median(peaks)
   flops = perf.compiled_flops(compiled) or 0.0
   analytic = analytic_step_flops(config)
-  return {"matmul_peak_gflops": peak / 1e9, "step_gflop": flops / 1e9,
+  return {"matmul_peak_gflops": peak / 1e9, "peak_matmul": f"{peak_dtype.name} {peak_size}³",
+          "step_gflop": flops / 1e9,
           "analytic_gflop": analytic / 1e9, "step_seconds": seconds,
           "steps_per_sec": 1 / seconds, "mfu": flops / seconds / peak, "mfu_analytic": analytic / seconds / peak,
           "step_latency_seconds": latency,
@@ -309,23 +316,33 @@ def run(config, steps: int = 20, sample_batch: int = 8, sample_steps: int = 50, 
   return {"train": train, "sampling": sampling, "pipeline": pipeline}
 
 
+def format_train(tr: dict) -> str:
+  """The train-step line of the table."""
+  return (f"{tr['step_gflop']:.2f} GFLOP/step (XLA; {tr['analytic_gflop']:.2f} counted by hand), "
+          f"{tr['steps_per_sec']:.2f} steps/s, MFU {100 * tr['mfu']:.1f}% of the measured peak "
+          f"({tr['matmul_peak_gflops']:.1f} GFLOP/s {tr['peak_matmul']} matmul; {100 * tr['mfu_analytic']:.1f}% by "
+          f"the hand count) as the training loop dispatches steps; waiting for each step: "
+          f"{1e3 * tr['step_latency_seconds']:.1f} ms, MFU {100 * tr['mfu_blocking']:.1f}%; batch "
+          f"{tr['batch_size']} × latents {tr['latent_shape']}"
+          + ("" if jax.default_backend() == "cpu" else
+             " (on a GPU read the hand count: XLA's count of a W.A.L.T-XL step on an H200 was 1/40 of it)"))
+
+
+def _header(name: str) -> str:
+  return (f"W.A.L.T {name} on {jax.default_backend()} ({len(jax.devices())} device(s), {os.cpu_count()} CPU "
+          f"cores, load average {os.getloadavg()[0]:.1f}: other processes share these cores)")
+
+
 def format_table(result: dict, name: str) -> str:
   tr, sa, pi = result["train"], result["sampling"], result["pipeline"]
-  train = (f"{tr['step_gflop']:.2f} GFLOP/step (XLA; {tr['analytic_gflop']:.2f} counted by hand), "
-           f"{tr['steps_per_sec']:.2f} steps/s, MFU {100 * tr['mfu']:.1f}% of the measured peak "
-           f"({tr['matmul_peak_gflops']:.1f} GFLOP/s f32 1024³ matmul; {100 * tr['mfu_analytic']:.1f}% by the hand "
-           f"count) as the training loop dispatches steps; waiting for each step: "
-           f"{1e3 * tr['step_latency_seconds']:.1f} ms, MFU {100 * tr['mfu_blocking']:.1f}%; batch "
-           f"{tr['batch_size']} × latents {tr['latent_shape']}")
+  train = format_train(tr)
   sampling = (f"{sa['seconds_per_video']:.3f} s/video (batch {sa['batch_size']}, latents only, no tokenizer "
               f"decode); sampling / ({sa['num_steps']} × one batch forward) = {sa['sampling_over_forwards']:.2f}")
   pipeline = (f"{1e3 * pi['batch_seconds']:.2f} ms/batch of {pi['batch_shape']} = "
               f"{pi['percent_of_step']:.2f}% of the train step (goal < 5%)")
   rows = [("train step", train), (f"DDIM-{sa['num_steps']} sampling", sampling), ("input pipeline", pipeline)]
   width = max(len(r[0]) for r in rows)
-  header = (f"W.A.L.T {name} on {jax.default_backend()} ({len(jax.devices())} device(s), {os.cpu_count()} CPU "
-            f"cores, load average {os.getloadavg()[0]:.1f}: other processes share these cores)")
-  lines = [header]
+  lines = [_header(name)]
   lines += [f"  {label:<{width}}  {text}" for label, text in rows]
   return "\n".join(lines)
 
@@ -344,6 +361,9 @@ def main(argv=None) -> int:
                       help="key=value[,key=value]: instead of the full benchmark, time the train step of the "
                            "config against the config with these overrides, interleaved in one process")
   parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds for --versus")
+  parser.add_argument("--train-only", action="store_true",
+                      help="only the train step (no sampling, no input pipeline): needs no tokenizer or data, "
+                           "so it also runs the paper configs, e.g. experiments/walt/ucf101_xl.py on a GPU")
   from tools import _common
   from zoo import config as zconfig
   args, config = _common.parse(parser, argv, load=load_config)
@@ -358,6 +378,10 @@ def main(argv=None) -> int:
     a, b = times["config"]["step_seconds"], times["versus"]["step_seconds"]
     print(f"{args.config}: {1e3 * a:.2f} ms/step; with {args.versus}: {1e3 * b:.2f} ms/step; "
           f"ratio {a / b:.3f} (medians of {args.rounds} interleaved rounds of {args.steps} steps, one process)")
+    return 0
+  if args.train_only:
+    print(_header(args.config.rpartition("/")[2]))
+    print(f"  train step  {format_train(train_step_benchmark(config, args.steps))}")
     return 0
   result = run(config, args.steps, args.sample_batch, args.sample_steps, args.sample_repeats,
                args.pipeline_batches, args.max_videos)
