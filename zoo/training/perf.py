@@ -26,11 +26,16 @@ def _cache_path() -> str:
   return os.path.join(root, "matmul_peak.json")
 
 
+def peak_matmul_size() -> int:
+  """Side of the square matmul that reaches this backend's rate: 1024 on CPU, 8192 on accelerators."""
+  return 1024 if jax.default_backend() == "cpu" else 8192
+
+
 def measure_matmul_peak(n: int | None = None, dtype=jnp.float32, repeats: int = 5) -> float:
-  """FLOP/s of an n×n×n matmul on the default device (best of `repeats`); n defaults to 1024 on CPU
-  and 8192 on accelerators (see the module docstring)."""
+  """FLOP/s of an n×n×n matmul on the default device (best of `repeats`); n defaults to
+  `peak_matmul_size()` (see the module docstring)."""
   if n is None:
-    n = 1024 if jax.default_backend() == "cpu" else 8192
+    n = peak_matmul_size()
   key = jax.random.key(0)
   a = jax.random.normal(key, (n, n), dtype)
   b = jax.random.normal(jax.random.fold_in(key, 1), (n, n), dtype)

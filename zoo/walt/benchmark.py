@@ -37,8 +37,8 @@ What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cor
     pass into a transposing copy).
   * tiny (width 32, 2 layers, batch 4 × 192 tokens): 16.6 % MFU (14.5 % by the hand count), 6.3 ms per
     step; re-measured the next morning, also on idle cores: 19.1 % (16.6 % by hand), 5.7 ms; separate
-    processes of the same step ranged 5.2–6.0 ms. **Below the ≥ 30 % goal** (an earlier "~23 %" here was measured against a peak halved by other
-    jobs on the cores). Two ceilings: (1) its own matmuls, timed alone back to back in one program, run at
+    processes of the same step ranged 5.2–6.0 ms. **Below the ≥ 30 % goal** (an earlier "~23 %" here was
+    measured against a peak halved by other jobs on the cores). Two ceilings: (1) its own matmuls, timed alone back to back in one program, run at
     40–55 % of the 1024³ rate forward ([768, 32] × [32, 32…128]), 45–69 % for the weight gradients and
     30–34 % for the 16-dim attention scores (so even a step of nothing but its matmuls would sit near
     45 %); (2) the rest of the step is ~2,500 thunk executions (profiled before the changes below), most
@@ -160,9 +160,9 @@ def train_step_benchmark(config, steps: int = 20, devices=None, rounds: int = 3)
   compiled, state, batch, mesh, metrics = compiled_train_step(config, devices)
   rounds = max(1, min(rounds, steps))
   # The peak of the dtype the model's matmuls run in (bf16 for the paper configs), at the size that
-  # reaches this backend's rate (perf.measure_matmul_peak: 1024³ on CPU, 8192³ on accelerators).
+  # reaches this backend's rate.
   peak_dtype = jnp.dtype(config.model.get("dtype", "float32"))
-  peak_size = 1024 if jax.default_backend() == "cpu" else 8192
+  peak_size = perf.peak_matmul_size()
   peaks, pipelined, latencies = [], [], []
   with jax.set_mesh(mesh):
     for r in range(rounds):
