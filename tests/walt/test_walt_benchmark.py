@@ -78,3 +78,14 @@ def test_train_only_runs_a_paper_config_without_tokenizer_or_data(capsys):
   out = capsys.readouterr().out
   assert "W.A.L.T ucf101_xl.py on cpu" in out and "bfloat16 1024³ matmul" in out
   assert "train step" in out and "DDIM" not in out and "input pipeline" not in out
+
+
+def test_profile_breaks_the_train_step_down_by_op_kind(capsys):
+  """`benchmark walt --train-only --profile N`: the op-kind table and the matmul-only MFU bound follow the
+  train-step line (zoo/training/op_profile.py has the unit tests)."""
+  assert benchmark.main(["--config", TINY, "--train-only", "--steps", "2", "--profile", "2"]) == 0
+  out = capsys.readouterr().out
+  assert "XLA:CPU op time per step, traced over 2 steps" in out
+  for category in ("matmul/conv", "data movement", "elementwise"):
+    assert category in out
+  assert "with all other ops free this step's MFU would be at most" in out

@@ -210,6 +210,21 @@ def interleaved_step_times(configs: dict, rounds: int = 10, steps_per_round: int
                  "step_gflop": (perf.compiled_flops(run["compiled"]) or 0.0) / 1e9} for name, run in runs.items()}
 
 
+def profile_train_step(config, steps: int = 50, devices=None):
+  """op_profile.OpBreakdown of the compiled train step over `steps` steps, each waited for (CPU only)."""
+  from zoo.training import op_profile
+  compiled, state, batch, mesh, _ = compiled_train_step(config, devices)
+  holder = {"state": state}
+
+  def run():
+    with jax.set_mesh(mesh):
+      for _ in range(steps):
+        holder["state"], metrics = compiled(holder["state"], batch)
+        jax.block_until_ready(holder["state"])
+
+  return op_profile.op_time_breakdown(compiled, run, steps)
+
+
 def _perturbed_model(config, seed: int = 0, scale: float = 0.02):
   """A freshly initialised LatentDiffusion with N(0, scale²) noise (drawn on the host: no extra compiled
   programs) added to every parameter."""
@@ -361,12 +376,19 @@ def main(argv=None) -> int:
                       help="key=value[,key=value]: instead of the full benchmark, time the train step of the "
                            "config against the config with these overrides, interleaved in one process")
   parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds for --versus")
+  parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                      help="also trace STEPS train steps and break the step's time down by XLA:CPU op kind "
+                           "(matmul/conv, data movement, elementwise; zoo/training/op_profile.py); CPU only")
   parser.add_argument("--train-only", action="store_true",
                       help="only the train step (no sampling, no input pipeline): needs no tokenizer or data, "
                            "so it also runs the paper configs, e.g. experiments/walt/ucf101_xl.py on a GPU")
   from tools import _common
   from zoo import config as zconfig
+  from zoo.training import op_profile
   args, config = _common.parse(parser, argv, load=load_config)
+  if args.profile and jax.default_backend() != "cpu":
+    parser.exit(2, f"error: --profile breaks the step down by XLA:CPU op; this backend is "
+                   f"{jax.default_backend()}. Use jax.profiler.trace and TensorBoard or Perfetto there.\n")
   if args.versus:
     other = config.copy_and_resolve_references()
     try:
@@ -381,9 +403,13 @@ def main(argv=None) -> int:
     return 0
   if args.train_only:
     print(_header(args.config.rpartition("/")[2]))
-    print(f"  train step  {format_train(train_step_benchmark(config, args.steps))}")
-    return 0
-  result = run(config, args.steps, args.sample_batch, args.sample_steps, args.sample_repeats,
-               args.pipeline_batches, args.max_videos)
-  print(format_table(result, args.config.rpartition("/")[2]))
+    train = train_step_benchmark(config, args.steps)
+    print(f"  train step  {format_train(train)}")
+  else:
+    result = run(config, args.steps, args.sample_batch, args.sample_steps, args.sample_repeats,
+                 args.pipeline_batches, args.max_videos)
+    print(format_table(result, args.config.rpartition("/")[2]))
+    train = result["train"]
+  if args.profile:
+    print(op_profile.format_breakdown(profile_train_step(config, args.profile), train["mfu"]))
   return 0

@@ -1,0 +1,101 @@
+"""zoo/training/op_profile.py: XLA:CPU per-op time, grouped into matmul/conv, data movement and elementwise."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from zoo.training import op_profile
+
+HLO = """\
+HloModule jit_step, entry_computation_layout={(f32[8,8]{1,0})->f32[8,8]{1,0}}
+
+%fused_computation (param_0: f32[8,8], param_1: f32[8,8]) -> f32[8,8] {
+  %param_0 = f32[8,8]{1,0} parameter(0)
+  %param_1 = f32[8,8]{1,0} parameter(1)
+  ROOT %dot.1 = f32[8,8]{1,0} dot(%param_0, %param_1), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%fused_computation.1 (param_0.1: f32[8,8]) -> f32[8,8] {
+  %param_0.1 = f32[8,8]{1,0} parameter(0)
+  ROOT %transpose.1 = f32[8,8]{0,1} transpose(%param_0.1), dimensions={1,0}
+}
+
+%fused_computation.2 (param_0.2: f32[8,8]) -> f32[8,8] {
+  %param_0.2 = f32[8,8]{1,0} parameter(0)
+  ROOT %tanh.1 = f32[8,8]{1,0} tanh(%param_0.2)
+}
+
+%body (p: (s32[], f32[8,8])) -> (s32[], f32[8,8]) {
+  %p = (s32[], f32[8,8]{1,0}) parameter(0)
+  %x = f32[8,8]{1,0} get-tuple-element(%p), index=1
+  %ynn_fusion = f32[8,8]{1,0} fusion(%x, %x), kind=kCustom, calls=%fused_computation, backend_config={"fusion_config":{"kind":"__ynn_fusion"}}
+  %i = s32[] get-tuple-element(%p), index=0
+  ROOT %t = (s32[], f32[8,8]{1,0}) tuple(%i, %ynn_fusion)
+}
+
+%cond (p.1: (s32[], f32[8,8])) -> pred[] {
+  %p.1 = (s32[], f32[8,8]{1,0}) parameter(0)
+  ROOT %c = pred[] constant(true)
+}
+
+ENTRY %main (x.1: f32[8,8]) -> f32[8,8] {
+  %x.1 = f32[8,8]{1,0} parameter(0)
+  %copy_fusion = f32[8,8]{0,1} fusion(%x.1), kind=kLoop, calls=%fused_computation.1
+  %tanh_fusion = f32[8,8]{1,0} fusion(%copy_fusion), kind=kLoop, calls=%fused_computation.2
+  %tuple.1 = (s32[], f32[8,8]{1,0}) tuple(%c.0, %tanh_fusion)
+  %while.1 = (s32[], f32[8,8]{1,0}) while(%tuple.1), condition=%cond, body=%body
+  %copy.3 = f32[8,8]{0,1} copy(%x.1)
+  ROOT %out = f32[8,8]{1,0} get-tuple-element(%while.1), index=1
+}
+"""
+
+
+def test_classify_instructions_reads_fusions_through_their_computations():
+  """Fusions are classified by what they contain (a dot anywhere: matmul; only layout ops: data movement),
+  control flow is kept apart, and instructions inside while bodies are classified too."""
+  categories = op_profile.classify_instructions(HLO)
+  assert categories["ynn_fusion"] == op_profile.MATMUL
+  assert categories["copy_fusion"] == op_profile.MOVEMENT
+  assert categories["copy.3"] == op_profile.MOVEMENT
+  assert categories["tanh_fusion"] == op_profile.ELEMENTWISE
+  assert categories["while.1"] == op_profile.CONTROL
+  assert categories["dot.1"] == op_profile.MATMUL        # inside the fused computation
+  assert "fused_computation" not in categories            # computations are not instructions
+
+
+def _known_program():
+  """4 matmuls per call (3 inside a while loop), tanh and a scale-and-shift: a program of known structure."""
+  def step(a, b):
+    x = jax.lax.fori_loop(0, 3, lambda i, x: jnp.tanh(x @ b), a)
+    return (x.T * 2.0 + 1.0).T @ b
+  a, b = jnp.ones((256, 256)) * 0.01, jnp.ones((256, 256)) * 0.01
+  compiled = jax.jit(step).lower(a, b).compile()
+  compiled(a, b).block_until_ready()
+  return compiled, a, b
+
+
+def test_breakdown_counts_each_executed_op_once_per_step():
+  """Traced over 4 calls: 4 matmuls per step (3 of them inside the while loop), elementwise work apart,
+  per-category shares that add up, and the matmul-only MFU bound = MFU / matmul share."""
+  compiled, a, b = _known_program()
+  steps = 4
+
+  def run():
+    for _ in range(steps):
+      compiled(a, b).block_until_ready()
+
+  breakdown = op_profile.op_time_breakdown(compiled, run, steps)
+  assert breakdown.ops[op_profile.MATMUL] == pytest.approx(4.0)
+  assert breakdown.ops[op_profile.ELEMENTWISE] >= 1.0       # tanh, possibly fused with the scale and shift
+  assert breakdown.seconds[op_profile.MATMUL] > 0
+  assert sum(breakdown.share(c) for c in op_profile.CATEGORIES) == pytest.approx(1.0)
+  assert breakdown.matmul_bound_mfu(0.1) == pytest.approx(0.1 / breakdown.share(op_profile.MATMUL))
+  assert all(category != op_profile.CONTROL for _, category, _ in breakdown.top)
+  table = op_profile.format_breakdown(breakdown, mfu=0.1)
+  assert "matmul/conv" in table and "with all other ops free" in table
+
+
+def test_a_trace_without_the_programs_ops_is_a_clear_error():
+  """run() that never executes the program: an error that says what to check, not an empty table."""
+  compiled, a, b = _known_program()
+  with pytest.raises(RuntimeError, match="no per-op events of this program"):
+    op_profile.op_time_breakdown(compiled, lambda: jnp.ones(3).block_until_ready(), 1)
