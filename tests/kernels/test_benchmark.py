@@ -29,3 +29,15 @@ def test_a_failing_peer_is_left_out_but_a_failing_ours_is_an_error(capsys):
     pass
   else:
     raise AssertionError("a failing 'ours' must not be hidden")
+
+
+def test_conv_alternatives_table_times_every_rejected_formulation(capsys):
+  """`--only conv-alternatives`: ours, lax.conv and each formulation of causal_conv3d/alternatives.py, one
+  line each with a positive time (the README's "tried" numbers come from this table)."""
+  from zoo.kernels.causal_conv3d import alternatives
+  benchmark.main(["--only", "conv-alternatives", "--conv-shape", "1", "4", "8", "8", "4", "--conv-out", "4",
+                  "--repeats", "1", "--no-torch"])
+  lines = capsys.readouterr().out.split("not used")[1].splitlines()[1:]
+  names = ["ours", "lax.conv", *alternatives.ALTERNATIVES]
+  assert [line.split("  ")[1].strip() for line in lines] == names
+  assert all(float(line.split("ms")[0].split()[-1]) > 0 for line in lines)

@@ -211,3 +211,18 @@ def test_chunk_size_keeps_the_columns_within_the_l2_budget():
   assert conv_xla.chunk_pixels(3, 128, 2) == 1024           # bf16 columns are half the bytes
   assert conv_xla.chunk_pixels(3, 512, 4) == 512            # never below the minimum
   assert conv_xla.chunk_pixels(3, 3, 4) == 4096             # RGB input: long GEMMs, bounded
+
+
+@pytest.mark.parametrize("name", ["2-D conv per tap", "2-D conv, taps on C", "frame ring"])
+@pytest.mark.parametrize("x_shape,kernel_shape", [((2, 7, 8, 6, 3), (3, 3, 3, 3, 5)),
+                                                  ((1, 4, 6, 6, 2), (2, 1, 3, 2, 4))])
+def test_rejected_formulations_compute_the_same_conv(name, x_shape, kernel_shape):
+  """causal_conv3d/alternatives.py (kept so the README's "tried" timings can be rerun) equals the
+  reference: 7 frames make the frame ring run two full groups of 3 plus a remainder of 1, and a 2-frame
+  (even-kt) kernel too; the ring's chunk target forces several row blocks."""
+  from zoo.kernels.causal_conv3d import alternatives
+  x, kernel, _ = _inputs(x_shape, kernel_shape, jnp.float32, with_bias=False)
+  fn = alternatives.ALTERNATIVES[name]
+  if name == "frame ring":
+    fn = functools.partial(fn, target_pixels=x_shape[0] * 2 * x_shape[3])   # 2 output rows per block
+  _assert_close(jax.jit(fn)(x, kernel), causal_conv3d_reference(x, kernel, None), F32_TOL, name)

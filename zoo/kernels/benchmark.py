@@ -304,6 +304,33 @@ def print_causal_conv(result, shape, channels_out, kernel_size, dtype=jnp.float3
           f"{rate(ours)} {rate(lax_time)} {rate(peer)}")
 
 
+def benchmark_conv_alternatives(shape, channels_out, kernel_size, repeats, torch, device=None,
+                                dtype=jnp.float32):
+  """Forward times {name: seconds} of the chosen path ("ours"), the formulations measured and not used
+  (causal_conv3d/alternatives.py), `lax.conv` and torch, interleaved; and the conv's FLOPs."""
+  from zoo.kernels.causal_conv3d import alternatives
+  x = jax.random.normal(jax.random.PRNGKey(0), shape, dtype)
+  kernel = (0.05 * jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, shape[-1], channels_out))
+            ).astype(dtype)
+  runners = {"ours": _jax_runner(jax.jit(causal_conv3d), x, kernel),
+             "lax.conv": _jax_runner(jax.jit(_lax_causal_conv), x, kernel)}
+  for name, fn in alternatives.ALTERNATIVES.items():
+    runners[name] = _jax_runner(jax.jit(fn), x, kernel)
+  if torch is not None:
+    runners["torch"] = _torch_causal_conv(torch, device, x, kernel)[0]
+  flops = 2 * int(np.prod(shape)) * int(np.prod(kernel_size)) * channels_out
+  return _interleaved_medians(runners, repeats), flops
+
+
+def print_conv_alternatives(times, flops, shape, channels_out):
+  print(f"\nCausal conv3d forward, x={list(shape)} -> {channels_out}: the chosen path against the "
+        f"formulations measured and not used (zoo/kernels/causal_conv3d/alternatives.py); XLA_FLAGS="
+        f"{os.environ.get('XLA_FLAGS', '')!r}")
+  for name, seconds in times.items():
+    peer = _fmt_ratio(times.get("torch"), seconds) if "torch" in times else "-"
+    print(f"  {name:<20} {_fmt_ms(seconds)} ms {flops / seconds / 1e9:7.1f} GFLOP/s  torch/this {peer}")
+
+
 def main(argv: list[str]) -> None:
   parser = argparse.ArgumentParser(prog="benchmark kernels", description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=7)
@@ -314,7 +341,8 @@ def main(argv: list[str]) -> None:
                       metavar=("B", "T", "H", "W", "C"))
   parser.add_argument("--conv-out", type=int, default=64)
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peers")
-  parser.add_argument("--only", choices=("attention", "conv"), default=None)
+  parser.add_argument("--only", choices=("attention", "conv", "conv-alternatives"), default=None,
+                      help="conv-alternatives: the conv formulations measured and not used (forward)")
   parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
   parser.add_argument("--batch", type=int, default=1, help="window attention batch size")
   args = parser.parse_args(argv)
@@ -337,3 +365,7 @@ def main(argv: list[str]) -> None:
     result = benchmark_causal_conv(tuple(args.conv_shape), args.conv_out, (3, 3, 3), args.repeats,
                                    torch, device, dtype)
     print_causal_conv(result, tuple(args.conv_shape), args.conv_out, (3, 3, 3), dtype)
+  if args.only == "conv-alternatives":
+    times, flops = benchmark_conv_alternatives(tuple(args.conv_shape), args.conv_out, (3, 3, 3),
+                                               args.repeats, torch, device, dtype)
+    print_conv_alternatives(times, flops, tuple(args.conv_shape), args.conv_out)

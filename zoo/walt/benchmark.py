@@ -8,6 +8,8 @@
         --versus optimizer.flatten=False --steps 20                  # A/B of the train step, interleaved
     python -m tools.benchmark walt --config experiments/walt/ucf101_xl.py --train-only \
         --config.batch_size=16                                       # a paper config's step (e.g. on a GPU)
+    python -m tools.benchmark walt --config experiments/walt/video_moving_digits.py:tiny --train-only \
+        --steps 150 --profile 50                                     # + the step's time by op kind (CPU)
 
 Everything is measured in one run on this machine and reported as ratios:
   * train step (task walt.video_diffusion, built exactly like tools/benchmark.py core_benchmark, on random
@@ -62,6 +64,30 @@ What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cor
     `--xla_cpu_multi_thread_eigen=false` 18.9 %, `--xla_cpu_use_fusion_emitters=false` 16.6 %, against
     19.7–20.1 % without; `--xla_cpu_use_multi_output_fusion` and `--xla_cpu_flatten_after_fusion` crash);
     jax's unrolled threefry lowering instead of the rolled CPU loop (6.1–7.3 vs 5.2–6.0 ms per step).
+    Tried on 2026-11-26 (fourth session), one process each, idle cores: the XLA:CPU library-fusion
+    flags. `--xla_cpu_experimental_ynn_fusion_type=` `dot,eltwise` 12.3 %, `dot,eltwise,reduce` 13.5 %,
+    `individual_dot` 15.0 %, `dot` 12.3 %, `individual_dot,reduce` 18.3 %; XNNPACK or oneDNN dots in place
+    of YNNPACK 14.1–14.2 %; `JAX_DEFAULT_PRNG_IMPL=rbg` / `unsafe_rbg` 19.8 / 19.3 %; against 19.4 %
+    with the defaults. On the demo, `individual_dot` alone is 2.7x slower (15.0 vs 41.2 %).
+
+Where the step's time goes, by op kind (`--profile 50`, zoo/training/op_profile.py: XLA:CPU's per-op
+profiler events summed per kind; 2026-11-26, idle cores, two runs of the tiny config and one of the demo):
+
+| config | MFU | matmul/conv ops | data movement | elementwise | MFU if only the matmuls took time |
+|---|---|---|---|---|---|
+| tiny (75 matmul, 201 movement, 511 elementwise ops per step) | 20.2–20.3 % | 42–44 % | 10–12 % | 46 % | 46–48 % |
+| demo (162 / 940 / 1353 ops) | 38.5 % | 49.5 % | 19.1 % | 31.3 % | 78 % |
+
+So for the tiny config to reach 30 % MFU the non-matmul ops would have to lose about 57 % of their time
+(from ~0.57 of today's step time to ~0.25), with no single op above 2 % of the step to aim at:
+the largest are the relative-bias broadcast into the YNNPACK attention fusion ([12, 2, 64, 64] and
+[16, 2, 48, 48], ~1.5 % each), the tanh-GELU forward and backward on [768, 128] (~3 % together) and the
+optimizer's copy of the flat first moment (~1 %). And the matmuls themselves, at these shapes, run at
+40–55 % of the 1024³ rate (above), which caps the step near the bound in the last column. On the demo,
+YNNPACK's graph fusions materialise their broadcast operands (the MLP bias and the tanh-GELU constants as
+full [6144, 512] tensors, ~6 ms each, 10 per step): an `optimization_barrier` after the MLP's first
+projection moved GELU out of the fusion but did not change the step time (38.4–42.5 % against
+39.4–40.5 %, interleaved processes), so it was not landed.
 """
 from __future__ import annotations
 
