@@ -1,7 +1,11 @@
 """zoo/training/op_profile.py: XLA:CPU per-op time, grouped into matmul/conv, data movement and elementwise."""
-import jax
-import jax.numpy as jnp
+import json
+import subprocess
+import sys
+
 import pytest
+
+from tests.helpers import REPO_ROOT, subprocess_env
 
 from zoo.training import op_profile
 
@@ -62,40 +66,74 @@ def test_classify_instructions_reads_fusions_through_their_computations():
   assert "fused_computation" not in categories            # computations are not instructions
 
 
-def _known_program():
-  """4 matmuls per call (3 inside a while loop), tanh and a scale-and-shift: a program of known structure."""
-  def step(a, b):
-    x = jax.lax.fori_loop(0, 3, lambda i, x: jnp.tanh(x @ b), a)
-    return (x.T * 2.0 + 1.0).T @ b
-  a, b = jnp.ones((256, 256)) * 0.01, jnp.ones((256, 256)) * 0.01
-  compiled = jax.jit(step).lower(a, b).compile()
-  compiled(a, b).block_until_ready()
-  return compiled, a, b
+# Tracing runs in a fresh process: a pytest worker may have loaded libtpu (the TPU AOT tests do), after
+# which jax.profiler.start_trace segfaults on a CPU host; op_time_breakdown refuses there (checked last).
+SCRIPT = """
+import json
+import jax, jax.numpy as jnp
+from zoo.training import op_profile
+
+def step(a, b):  # 4 matmuls per call (3 inside a while loop), tanh and a scale-and-shift
+  x = jax.lax.fori_loop(0, 3, lambda i, x: jnp.tanh(x @ b), a)
+  return (x.T * 2.0 + 1.0).T @ b
+
+a, b = jnp.ones((256, 256)) * 0.01, jnp.ones((256, 256)) * 0.01
+compiled = jax.jit(step).lower(a, b).compile()
+compiled(a, b).block_until_ready()
+steps = 4
+def run():
+  for _ in range(steps):
+    compiled(a, b).block_until_ready()
+bd = op_profile.op_time_breakdown(compiled, run, steps)
+result = {"seconds": bd.seconds, "ops": bd.ops, "shares": [bd.share(c) for c in op_profile.CATEGORIES],
+          "bound": bd.matmul_bound_mfu(0.1), "top_categories": [c for _, c, _ in bd.top],
+          "table": op_profile.format_breakdown(bd, mfu=0.1)}
+
+def error(fn):
+  try:
+    fn()
+  except RuntimeError as e:
+    return str(e)
+  return None
+
+# A run() that never executes the program: a clear error, not an empty table.
+result["no_events"] = error(lambda: op_profile.op_time_breakdown(
+    compiled, lambda: jnp.ones(3).block_until_ready(), 1))
+# After loading libtpu (as the TPU AOT compiles do), tracing would crash the process: refused instead.
+from jax.experimental import topologies
+topologies.get_topology_desc(platform="tpu", topology_name="v5e:2x2")
+result["libtpu_loaded"] = op_profile.libtpu_loaded()
+result["after_libtpu"] = error(lambda: op_profile.op_time_breakdown(compiled, run, steps))
+print(json.dumps(result))
+"""
 
 
-def test_breakdown_counts_each_executed_op_once_per_step():
+@pytest.fixture(scope="module")
+def traced():
+  out = subprocess.run([sys.executable, "-c", SCRIPT], env=subprocess_env(1), cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_breakdown_counts_each_executed_op_once_per_step(traced):
   """Traced over 4 calls: 4 matmuls per step (3 of them inside the while loop), elementwise work apart,
   per-category shares that add up, and the matmul-only MFU bound = MFU / matmul share."""
-  compiled, a, b = _known_program()
-  steps = 4
-
-  def run():
-    for _ in range(steps):
-      compiled(a, b).block_until_ready()
-
-  breakdown = op_profile.op_time_breakdown(compiled, run, steps)
-  assert breakdown.ops[op_profile.MATMUL] == pytest.approx(4.0)
-  assert breakdown.ops[op_profile.ELEMENTWISE] >= 1.0       # tanh, possibly fused with the scale and shift
-  assert breakdown.seconds[op_profile.MATMUL] > 0
-  assert sum(breakdown.share(c) for c in op_profile.CATEGORIES) == pytest.approx(1.0)
-  assert breakdown.matmul_bound_mfu(0.1) == pytest.approx(0.1 / breakdown.share(op_profile.MATMUL))
-  assert all(category != op_profile.CONTROL for _, category, _ in breakdown.top)
-  table = op_profile.format_breakdown(breakdown, mfu=0.1)
-  assert "matmul/conv" in table and "with all other ops free" in table
+  assert traced["ops"][op_profile.MATMUL] == pytest.approx(4.0)
+  assert traced["ops"][op_profile.ELEMENTWISE] >= 1.0       # tanh, possibly fused with the scale and shift
+  assert traced["seconds"][op_profile.MATMUL] > 0
+  assert sum(traced["shares"]) == pytest.approx(1.0)
+  assert traced["bound"] == pytest.approx(0.1 / traced["shares"][0])
+  assert op_profile.CONTROL not in traced["top_categories"]
+  assert "matmul/conv" in traced["table"] and "with all other ops free" in traced["table"]
 
 
-def test_a_trace_without_the_programs_ops_is_a_clear_error():
+def test_a_trace_without_the_programs_ops_is_a_clear_error(traced):
   """run() that never executes the program: an error that says what to check, not an empty table."""
-  compiled, a, b = _known_program()
-  with pytest.raises(RuntimeError, match="no per-op events of this program"):
-    op_profile.op_time_breakdown(compiled, lambda: jnp.ones(3).block_until_ready(), 1)
+  assert traced["no_events"] and "no per-op events of this program" in traced["no_events"]
+
+
+def test_refuses_to_trace_once_libtpu_is_loaded(traced):
+  """jax.profiler.start_trace segfaults in a CPU process that loaded libtpu: refused with the fix."""
+  assert traced["libtpu_loaded"] is True
+  assert traced["after_libtpu"] and "Profile in a fresh process" in traced["after_libtpu"]

@@ -1,9 +1,12 @@
 """`python -m tools.benchmark walt` at CI size: every measurement runs and gives finite, positive ratios."""
 import math
+import subprocess
+import sys
 
 import jax
 import numpy as np
 
+from tests.helpers import REPO_ROOT, subprocess_env
 from zoo.walt import benchmark, latents
 
 TINY = "experiments/walt/video_moving_digits.py:tiny"
@@ -80,12 +83,15 @@ def test_train_only_runs_a_paper_config_without_tokenizer_or_data(capsys):
   assert "train step" in out and "DDIM" not in out and "input pipeline" not in out
 
 
-def test_profile_breaks_the_train_step_down_by_op_kind(capsys):
-  """`benchmark walt --train-only --profile N`: the op-kind table and the matmul-only MFU bound follow the
-  train-step line (zoo/training/op_profile.py has the unit tests)."""
-  assert benchmark.main(["--config", TINY, "--train-only", "--steps", "2", "--profile", "2"]) == 0
-  out = capsys.readouterr().out
-  assert "XLA:CPU op time per step, traced over 2 steps" in out
+def test_profile_breaks_the_train_step_down_by_op_kind():
+  """`benchmark walt --train-only --profile N` (in a fresh process: tracing is refused where libtpu is
+  loaded, as in a pytest worker that ran the TPU AOT tests): the op-kind table and the matmul-only MFU
+  bound follow the train-step line (zoo/training/op_profile.py has the unit tests)."""
+  out = subprocess.run([sys.executable, "-m", "tools.benchmark", "walt", "--config", TINY, "--train-only",
+                        "--steps", "2", "--profile", "2"], env=subprocess_env(1), cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "XLA:CPU op time per step, traced over 2 steps" in out.stdout
   for category in ("matmul/conv", "data movement", "elementwise"):
-    assert category in out
-  assert "with all other ops free this step's MFU would be at most" in out
+    assert category in out.stdout
+  assert "with all other ops free this step's MFU would be at most" in out.stdout

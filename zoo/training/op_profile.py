@@ -15,6 +15,8 @@ compiled module's instructions and sums them per category:
   (control flow)  while/conditional/call: not counted, since the ops they run are timed themselves.
 
 Tracing adds a little to every op (~1 µs here), so the result is the *shares*, not the absolute times;
+and it must run in a process that has not loaded libtpu (AOT compiles for TPU topologies do): there
+`jax.profiler.start_trace` segfaults on this CPU host, so `op_time_breakdown` refuses with an error.
 `matmul_bound_mfu` turns the matmul share into an upper bound: the MFU the step would reach if
 everything but its matmuls took no time (assuming wall time scales with op time).
 """
@@ -59,6 +61,15 @@ def _opcode(rest: str) -> str:
     i = rest.find(" ")
   match = re.match(r"\s*([\w\-]+)\(", rest[i:])
   return match.group(1) if match else ""
+
+
+def libtpu_loaded() -> bool:
+  """Whether libtpu is mapped into this process (Linux /proc; False where that cannot be read)."""
+  try:
+    with open("/proc/self/maps") as maps:
+      return "libtpu" in maps.read()
+  except OSError:
+    return False
 
 
 def classify_instructions(hlo_text: str) -> dict[str, str]:
@@ -130,6 +141,11 @@ def op_time_breakdown(compiled, run: Callable[[], None], steps: int, top: int = 
   if jax.default_backend() != "cpu":
     raise RuntimeError(f"per-op breakdown reads XLA:CPU's op events; this backend is {jax.default_backend()}. "
                        "On GPU/TPU use jax.profiler.trace and open the trace in TensorBoard or Perfetto.")
+  if libtpu_loaded():
+    raise RuntimeError(
+        "this CPU process has loaded libtpu (e.g. it compiled for a TPU topology: tools/aot_compile, "
+        "zoo.kernels.tpu_aot), and jax.profiler.start_trace then crashes the process (segfault, jax 0.10.2 "
+        "+ libtpu 0.0.52). Profile in a fresh process, e.g. `python -m tools.benchmark walt --profile N`.")
   categories = classify_instructions(compiled.as_text())
   totals, counts = collections.Counter(), collections.Counter()
   with tempfile.TemporaryDirectory(prefix="zoo_op_profile_") as trace_dir:
