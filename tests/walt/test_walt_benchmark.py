@@ -5,6 +5,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from tests.helpers import REPO_ROOT, subprocess_env
 from zoo.walt import benchmark, latents
@@ -95,3 +96,11 @@ def test_profile_breaks_the_train_step_down_by_op_kind():
   for category in ("matmul/conv", "data movement", "elementwise"):
     assert category in out.stdout
   assert "with all other ops free this step's MFU would be at most" in out.stdout
+
+
+def test_profile_with_versus_is_a_clear_error(capsys):
+  """--versus times two configs against each other; a breakdown of "the" step would be ambiguous."""
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark.main(["--config", TINY, "--versus", "optimizer.flatten=False", "--profile", "2"])
+  assert exit_info.value.code == 2
+  assert "drop it or --versus" in capsys.readouterr().err

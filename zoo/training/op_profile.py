@@ -14,11 +14,13 @@ compiled module's instructions and sums them per category:
   elementwise     every other fusion or op (LayerNorm, softmax, activations, optimizer updates, RNG);
   (control flow)  while/conditional/call: not counted, since the ops they run are timed themselves.
 
-Tracing adds a little to every op (~1 µs here), so the result is the *shares*, not the absolute times;
-and it must run in a process that has not loaded libtpu (AOT compiles for TPU topologies do): there
-`jax.profiler.start_trace` segfaults on this CPU host, so `op_time_breakdown` refuses with an error.
+Tracing adds a little to every op (~1 µs here), so the result is the *shares*, not the absolute times.
 `matmul_bound_mfu` turns the matmul share into an upper bound: the MFU the step would reach if
 everything but its matmuls took no time (assuming wall time scales with op time).
+
+It must run in a process that has not loaded libtpu (AOT compiles for TPU topologies load it): there
+`jax.profiler.start_trace` segfaults on this CPU host (jax 0.10.2, libtpu 0.0.52), so
+`op_time_breakdown` refuses with an error instead.
 """
 from __future__ import annotations
 

@@ -64,11 +64,14 @@ What limits MFU (2-core CPU host, f32; measured 2026-11-26 on otherwise idle cor
     `--xla_cpu_multi_thread_eigen=false` 18.9 %, `--xla_cpu_use_fusion_emitters=false` 16.6 %, against
     19.7–20.1 % without; `--xla_cpu_use_multi_output_fusion` and `--xla_cpu_flatten_after_fusion` crash);
     jax's unrolled threefry lowering instead of the rolled CPU loop (6.1–7.3 vs 5.2–6.0 ms per step).
-    Tried on 2026-11-26 (fourth session), one process each, idle cores: the XLA:CPU library-fusion
-    flags. `--xla_cpu_experimental_ynn_fusion_type=` `dot,eltwise` 12.3 %, `dot,eltwise,reduce` 13.5 %,
-    `individual_dot` 15.0 %, `dot` 12.3 %, `individual_dot,reduce` 18.3 %; XNNPACK or oneDNN dots in place
-    of YNNPACK 14.1–14.2 %; `JAX_DEFAULT_PRNG_IMPL=rbg` / `unsafe_rbg` 19.8 / 19.3 %; against 19.4 %
-    with the defaults. On the demo, `individual_dot` alone is 2.7x slower (15.0 vs 41.2 %).
+    Tried on 2026-11-26 (fourth session), `--train-only --steps 150`, one process each, idle cores: the
+    XLA:CPU library-fusion flags, `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=X` with X =
+    `dot,eltwise` 12.3 %, `dot,eltwise,reduce` 13.5 %, `individual_dot` 15.0 %, `dot` 12.3 %,
+    `individual_dot,reduce` 18.3 %; XNNPACK or oneDNN dots in place of YNNPACK (X empty, plus
+    `--xla_cpu_experimental_xnn_fusion_type=individual_dot`, or `--xla_cpu_use_onednn=true
+    --xla_cpu_experimental_onednn_fusion_type=individual_dot`) 14.2 / 14.1 %; `JAX_DEFAULT_PRNG_IMPL=rbg`
+    / `unsafe_rbg` 19.8 / 19.3 %; against 19.4 % with the defaults. On the demo (`--train-only --steps
+    20`), X = `individual_dot` is 2.7x slower (15.0 vs 41.2 %).
 
 Where the step's time goes, by op kind (`--profile 50`, zoo/training/op_profile.py: XLA:CPU's per-op
 profiler events summed per kind; 2026-11-26, idle cores, two runs of the tiny config and one of the demo):
@@ -85,9 +88,10 @@ the largest are the relative-bias broadcast into the YNNPACK attention fusion ([
 optimizer's copy of the flat first moment (~1 %). And the matmuls themselves, at these shapes, run at
 40–55 % of the 1024³ rate (above), which caps the step near the bound in the last column. On the demo,
 YNNPACK's graph fusions materialise their broadcast operands (the MLP bias and the tanh-GELU constants as
-full [6144, 512] tensors, ~6 ms each, 10 per step): an `optimization_barrier` after the MLP's first
-projection moved GELU out of the fusion but did not change the step time (38.4–42.5 % against
-39.4–40.5 %, interleaved processes), so it was not landed.
+full [6144, 512] tensors, ~6 ms each, 10 per step). Putting `lax.optimization_barrier` on the MLP's
+first projection (`Mlp.__call__` patched to `gelu(optimization_barrier(self.fc1(flat)))`) moved GELU out
+of the fusion but did not change the step time (`--train-only --steps 12`, patched and unpatched
+processes alternating, two each: 38.4 / 42.5 % against 39.4 / 40.5 %), so it was not landed.
 """
 from __future__ import annotations
 
@@ -245,7 +249,7 @@ def profile_train_step(config, steps: int = 50, devices=None):
   def run():
     with jax.set_mesh(mesh):
       for _ in range(steps):
-        holder["state"], metrics = compiled(holder["state"], batch)
+        holder["state"], _ = compiled(holder["state"], batch)
         jax.block_until_ready(holder["state"])
 
   return op_profile.op_time_breakdown(compiled, run, steps)
@@ -412,6 +416,9 @@ def main(argv=None) -> int:
   from zoo import config as zconfig
   from zoo.training import op_profile
   args, config = _common.parse(parser, argv, load=load_config)
+  if args.profile and args.versus:
+    parser.exit(2, "error: --profile breaks down the train step of a plain or --train-only run; "
+                   "drop it or --versus.\n")
   if args.profile and jax.default_backend() != "cpu":
     parser.exit(2, f"error: --profile breaks the step down by XLA:CPU op; this backend is "
                    f"{jax.default_backend()}. Use jax.profiler.trace and TensorBoard or Perfetto there.\n")
