@@ -8,7 +8,9 @@ without any flag). This module traces a few steps with `jax.profiler`, matches t
 compiled module's instructions and sums them per category:
 
   matmul/conv     dot and convolution ops, and fusions that contain one (YNNPACK/oneDNN library
-                  fusions included): the work MFU counts;
+                  fusions included): the work MFU counts. YNNPACK's graph fusions also take in
+                  elementwise work around the dot (LayerNorm, modulation, bias), which then counts
+                  here too, so this share, and the bound below, are upper estimates;
   data movement   copies, transposes, slices, concatenations, pads, gathers/scatters, and fusions made
                   only of such ops;
   elementwise     every other fusion or op (LayerNorm, softmax, activations, optimizer updates, RNG);
