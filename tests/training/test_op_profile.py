@@ -87,6 +87,8 @@ def run():
 bd = op_profile.op_time_breakdown(compiled, run, steps)
 result = {"seconds": bd.seconds, "ops": bd.ops, "shares": [bd.share(c) for c in op_profile.CATEGORIES],
           "bound": bd.matmul_bound_mfu(0.1), "top_categories": [c for _, c, _ in bd.top],
+          "phase_shares": {p: [bd.phase_seconds[(c, p)] / bd.total_seconds for c in op_profile.CATEGORIES]
+                           for p in op_profile.PHASES},
           "table": op_profile.format_breakdown(bd, mfu=0.1)}
 
 def error(fn):
@@ -126,6 +128,9 @@ def test_breakdown_counts_each_executed_op_once_per_step(traced):
   assert traced["bound"] == pytest.approx(0.1 / traced["shares"][0])
   assert op_profile.CONTROL not in traced["top_categories"]
   assert "matmul/conv" in traced["table"] and "with all other ops free" in traced["table"]
+  # No differentiation in this program: every op's time is phase "other", and the phases add up.
+  assert sum(traced["phase_shares"][op_profile.OTHER]) == pytest.approx(1.0)
+  assert sum(traced["phase_shares"][op_profile.FORWARD]) == 0
 
 
 def test_a_trace_without_the_programs_ops_is_a_clear_error(traced):
@@ -137,3 +142,18 @@ def test_refuses_to_trace_once_libtpu_is_loaded(traced):
   """jax.profiler.start_trace segfaults in a CPU process that loaded libtpu: refused with the fix."""
   assert traced["libtpu_loaded"] is True
   assert traced["after_libtpu"] and "Profile in a fresh process" in traced["after_libtpu"]
+
+
+def test_phases_come_from_op_name_metadata():
+  """jvp(...) ops are the forward pass, transpose(...) ops the backward pass, the rest is "other"."""
+  text = """\
+ENTRY %main (p: f32[4]) -> f32[4] {
+  %p = f32[4]{0} parameter(0)
+  %a = f32[4]{0} tanh(%p), metadata={op_name="jit(step)/jvp(loss)/tanh" stack_frame_id=1}
+  %b = f32[4]{0} multiply(%a, %a), metadata={op_name="jit(step)/transpose(jvp(loss))/mul"}
+  ROOT %c = f32[4]{0} add(%b, %p), metadata={op_name="jit(step)/add"}
+}
+"""
+  phases = op_profile.instruction_phases(text)
+  assert phases == {"p": op_profile.OTHER, "a": op_profile.FORWARD, "b": op_profile.BACKWARD,
+                    "c": op_profile.OTHER}

@@ -16,6 +16,9 @@ compiled module's instructions and sums them per category:
   elementwise     every other fusion or op (LayerNorm, softmax, activations, optimizer updates, RNG);
   (control flow)  while/conditional/call: not counted, since the ops they run are timed themselves.
 
+Each category is also split by phase (forward / backward / other, from jax's op_name metadata: "jvp(" and
+"transpose(" mark the differentiated function and its backward pass; the optimizer, EMA and RNG are other).
+
 Tracing adds a little to every op (~1 µs here), so the result is the *shares*, not the absolute times.
 `matmul_bound_mfu` turns the matmul share into an upper bound: the MFU the step would reach if
 everything but its matmuls took no time (assuming wall time scales with op time).
@@ -38,6 +41,12 @@ import jax
 
 MATMUL, MOVEMENT, ELEMENTWISE, CONTROL = "matmul/conv", "data movement", "elementwise", "control flow"
 CATEGORIES = (MATMUL, MOVEMENT, ELEMENTWISE)
+# Which part of a train step an op comes from, read from its op_name metadata: jax names ops of the
+# differentiated function "jvp(...)" and those of its backward pass "transpose(...)"; everything else
+# (optimizer update, EMA, RNG, metrics) is "other".
+FORWARD, BACKWARD, OTHER = "forward", "backward", "other"
+PHASES = (FORWARD, BACKWARD, OTHER)
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
 
 _MATMUL_OPS = {"dot", "convolution"}
 _CONTROL_OPS = {"while", "conditional", "call", "async-start", "async-update", "async-done"}
@@ -74,6 +83,18 @@ def libtpu_loaded() -> bool:
       return "libtpu" in maps.read()
   except OSError:
     return False
+
+
+def instruction_phases(hlo_text: str) -> dict[str, str]:
+  """{instruction name: FORWARD | BACKWARD | OTHER} from the op_name metadata of a compiled module's text."""
+  phases = {}
+  for line in hlo_text.splitlines():
+    inst = _INSTRUCTION.match(line)
+    if inst:
+      op_name = _OP_NAME.search(inst.group(2))
+      op_name = op_name.group(1) if op_name else ""
+      phases[inst.group(1)] = BACKWARD if "transpose(" in op_name else FORWARD if "jvp(" in op_name else OTHER
+  return phases
 
 
 def classify_instructions(hlo_text: str) -> dict[str, str]:
@@ -120,11 +141,13 @@ def classify_instructions(hlo_text: str) -> dict[str, str]:
 
 @dataclasses.dataclass
 class OpBreakdown:
-  """Op time of one step. `seconds`/`ops` per category, `top` [(name, category, seconds)] per step."""
+  """Op time of one step. `seconds`/`ops` per category, `phase_seconds` per (category, phase), `top`
+  [(name, category, seconds)] per step."""
   steps: int
   seconds: dict[str, float]
   ops: dict[str, float]
   top: list[tuple[str, str, float]]
+  phase_seconds: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
 
   @property
   def total_seconds(self) -> float:
@@ -150,7 +173,8 @@ def op_time_breakdown(compiled, run: Callable[[], None], steps: int, top: int = 
         "this CPU process has loaded libtpu (e.g. it compiled for a TPU topology: tools/aot_compile, "
         "zoo.kernels.tpu_aot), and jax.profiler.start_trace then crashes the process (segfault, jax 0.10.2 "
         "+ libtpu 0.0.52). Profile in a fresh process, e.g. `python -m tools.benchmark walt --profile N`.")
-  categories = classify_instructions(compiled.as_text())
+  hlo_text = compiled.as_text()
+  categories, phases = classify_instructions(hlo_text), instruction_phases(hlo_text)
   totals, counts = collections.Counter(), collections.Counter()
   with tempfile.TemporaryDirectory(prefix="zoo_op_profile_") as trace_dir:
     jax.profiler.start_trace(trace_dir)
@@ -172,26 +196,31 @@ def op_time_breakdown(compiled, run: Callable[[], None], steps: int, top: int = 
     raise RuntimeError(
         "the trace holds no per-op events of this program: check that run() executes it, and if it does, "
         "this jax's XLA:CPU may need XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true set before jax starts.")
-  seconds, ops = collections.Counter(), collections.Counter()
+  seconds, ops, phase_seconds = collections.Counter(), collections.Counter(), collections.Counter()
   for name, total in totals.items():
     category = categories[name]
     if category != CONTROL:
       seconds[category] += total / steps
       ops[category] += counts[name] / steps
+      phase_seconds[(category, phases.get(name, OTHER))] += total / steps
   ranked = sorted(((n, categories[n], t / steps) for n, t in totals.items() if categories[n] != CONTROL),
                   key=lambda item: -item[2])
   return OpBreakdown(steps, {c: seconds[c] for c in CATEGORIES}, {c: ops[c] for c in CATEGORIES},
-                     ranked[:top])
+                     ranked[:top], {(c, p): phase_seconds[(c, p)] for c in CATEGORIES for p in PHASES})
 
 
 def format_breakdown(breakdown: OpBreakdown, mfu: float | None = None) -> str:
   """A small table: per category µs/step, share and ops/step; the largest ops; the matmul-only bound."""
   lines = [f"XLA:CPU op time per step, traced over {breakdown.steps} steps (summed over threads; tracing adds "
            "~1 µs per op, so read the shares):",
-           f"    {'category':<14} {'µs/step':>9} {'share':>7} {'ops/step':>9}"]
+           f"    {'category':<14} {'µs/step':>9} {'share':>7} {'ops/step':>9} | share by phase: "
+           + " ".join(f"{phase:>8}" for phase in PHASES)]
+  total = breakdown.total_seconds or 1.0
   for category in CATEGORIES:
     lines.append(f"    {category:<14} {1e6 * breakdown.seconds[category]:9.1f} "
-                 f"{100 * breakdown.share(category):6.1f}% {breakdown.ops[category]:9.1f}")
+                 f"{100 * breakdown.share(category):6.1f}% {breakdown.ops[category]:9.1f} | {'':15}"
+                 + " ".join(f"{100 * breakdown.phase_seconds.get((category, p), 0.0) / total:7.1f}%"
+                            for p in PHASES))
   lines.append("  largest ops: " + ", ".join(f"{name} ({category}) {1e6 * seconds:.0f} µs"
                                              for name, category, seconds in breakdown.top))
   if mfu is not None:

@@ -83,8 +83,8 @@ profiler events summed per kind; 2026-11-26, idle cores, two runs of the tiny co
 
 (Fusions that contain a dot count as matmul/conv, including the LayerNorm, modulation and bias work that
 YNNPACK fuses around the dots, so the matmul share and the last column are upper estimates: in the tiny
-step the 35 forward matmul ops (both passes: the self-conditioning estimate and the denoiser) took 26 % of
-op time, the 40 backward ones, with the same FLOPs, 18 %.)
+step the forward matmul ops (both passes: the self-conditioning estimate and the denoiser) take 26 % of op
+time and the backward ones, with the same FLOPs, 18 %: the table's phase columns.)
 So for the tiny config to reach 30 % MFU the non-matmul ops would have to lose about 57 % of their time
 (from ~0.57 of today's step time to ~0.25), with no single op above 2 % of the step to aim at:
 the largest are the relative-bias broadcast into the YNNPACK attention fusion ([12, 2, 64, 64] and
