@@ -237,13 +237,18 @@ def _lax_causal_conv(x, kernel):
                                   dimension_numbers=("NTHWC", "THWIO", "NTHWC"))
 
 
+def _conv_inputs(shape, channels_out, kernel_size, dtype):
+  """(x, kernel, forward FLOPs) of the conv benchmarks: the same inputs in every table."""
+  x = jax.random.normal(jax.random.PRNGKey(0), shape, dtype)
+  kernel = (0.05 * jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, shape[-1], channels_out))
+            ).astype(dtype)
+  return x, kernel, 2 * int(np.prod(shape)) * int(np.prod(kernel_size)) * channels_out
+
+
 def benchmark_causal_conv(shape, channels_out, kernel_size, repeats, torch, device=None,
                           dtype=jnp.float32):
-  b, t, h, w, cin = shape
-  x = jax.random.normal(jax.random.PRNGKey(0), shape, dtype)
-  kernel = (0.05 * jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, cin, channels_out))
-            ).astype(dtype)
-  flops = 2 * b * t * h * w * int(np.prod(kernel_size)) * cin * channels_out
+  cin = shape[-1]
+  x, kernel, flops = _conv_inputs(shape, channels_out, kernel_size, dtype)
   result = {"flops": flops}
   forward_runners, backward_runners = {}, {}
   for name, fn in (("ours", lambda x, k: causal_conv3d(x, k)), ("lax", _lax_causal_conv)):
@@ -309,16 +314,13 @@ def benchmark_conv_alternatives(shape, channels_out, kernel_size, repeats, torch
   """Forward times {name: seconds} of the chosen path ("ours"), the formulations measured and not used
   (causal_conv3d/alternatives.py), `lax.conv` and torch, interleaved; and the conv's FLOPs."""
   from zoo.kernels.causal_conv3d import alternatives
-  x = jax.random.normal(jax.random.PRNGKey(0), shape, dtype)
-  kernel = (0.05 * jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, shape[-1], channels_out))
-            ).astype(dtype)
+  x, kernel, flops = _conv_inputs(shape, channels_out, kernel_size, dtype)
   runners = {"ours": _jax_runner(jax.jit(causal_conv3d), x, kernel),
              "lax.conv": _jax_runner(jax.jit(_lax_causal_conv), x, kernel)}
   for name, fn in alternatives.ALTERNATIVES.items():
     runners[name] = _jax_runner(jax.jit(fn), x, kernel)
   if torch is not None:
     runners["torch"] = _torch_causal_conv(torch, device, x, kernel)[0]
-  flops = 2 * int(np.prod(shape)) * int(np.prod(kernel_size)) * channels_out
   return _interleaved_medians(runners, repeats), flops
 
 

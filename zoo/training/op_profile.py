@@ -35,7 +35,7 @@ import glob
 import os
 import re
 import tempfile
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 
@@ -85,21 +85,16 @@ def libtpu_loaded() -> bool:
     return False
 
 
-def instruction_phases(hlo_text: str) -> dict[str, str]:
-  """{instruction name: FORWARD | BACKWARD | OTHER} from the op_name metadata of a compiled module's text."""
-  phases = {}
-  for line in hlo_text.splitlines():
-    inst = _INSTRUCTION.match(line)
-    if inst:
-      op_name = _OP_NAME.search(inst.group(2))
-      op_name = op_name.group(1) if op_name else ""
-      phases[inst.group(1)] = BACKWARD if "transpose(" in op_name else FORWARD if "jvp(" in op_name else OTHER
-  return phases
+class _Instruction(NamedTuple):
+  name: str
+  opcode: str
+  called: str | None   # the computation a fusion calls
+  phase: str           # FORWARD | BACKWARD | OTHER, from the op_name metadata
 
 
-def classify_instructions(hlo_text: str) -> dict[str, str]:
-  """{instruction name: category} for every instruction of a compiled module's text (`compiled.as_text()`)."""
-  computations: dict[str, list[tuple[str, str, str | None]]] = collections.defaultdict(list)
+def _parse(hlo_text: str) -> dict[str, list[_Instruction]]:
+  """{computation name: its instructions} of a compiled module's text (`compiled.as_text()`)."""
+  computations: dict[str, list[_Instruction]] = collections.defaultdict(list)
   current = None
   for line in hlo_text.splitlines():
     header = _COMPUTATION.match(line)  # instructions are indented, computation headers are not
@@ -108,16 +103,38 @@ def classify_instructions(hlo_text: str) -> dict[str, str]:
       continue
     inst = _INSTRUCTION.match(line)
     if inst and current is not None:
-      called = _CALLS.search(inst.group(2))
-      computations[current].append((inst.group(1), _opcode(inst.group(2)), called and called.group(1)))
+      rest = inst.group(2)
+      called = _CALLS.search(rest)
+      op_name = _OP_NAME.search(rest)
+      op_name = op_name.group(1) if op_name else ""
+      phase = BACKWARD if "transpose(" in op_name else FORWARD if "jvp(" in op_name else OTHER
+      computations[current].append(
+          _Instruction(inst.group(1), _opcode(rest), called and called.group(1), phase))
+  return computations
 
+
+def instruction_phases(hlo_text: str) -> dict[str, str]:
+  """{instruction name: FORWARD | BACKWARD | OTHER} from the op_name metadata of a compiled module's text."""
+  return _phases(_parse(hlo_text))
+
+
+def _phases(computations: dict[str, list[_Instruction]]) -> dict[str, str]:
+  return {inst.name: inst.phase for instructions in computations.values() for inst in instructions}
+
+
+def classify_instructions(hlo_text: str) -> dict[str, str]:
+  """{instruction name: category} for every instruction of a compiled module's text (`compiled.as_text()`)."""
+  return _categories(_parse(hlo_text))
+
+
+def _categories(computations: dict[str, list[_Instruction]]) -> dict[str, str]:
   memo: dict[str, set[str]] = {}
 
   def ops_in(computation: str) -> set[str]:  # opcodes of a computation, through nested fusions
     if computation not in memo:
       memo[computation] = set()
       ops = set()
-      for _, opcode, called in computations.get(computation, ()):
+      for _, opcode, called, _ in computations.get(computation, ()):
         ops.add(opcode)
         if opcode == "fusion" and called:
           ops |= ops_in(called)
@@ -126,7 +143,7 @@ def classify_instructions(hlo_text: str) -> dict[str, str]:
 
   categories = {}
   for instructions in computations.values():
-    for name, opcode, called in instructions:
+    for name, opcode, called, _ in instructions:
       ops = ops_in(called) if opcode == "fusion" and called else {opcode}
       if opcode in _CONTROL_OPS:
         categories[name] = CONTROL
@@ -141,13 +158,17 @@ def classify_instructions(hlo_text: str) -> dict[str, str]:
 
 @dataclasses.dataclass
 class OpBreakdown:
-  """Op time of one step. `seconds`/`ops` per category, `phase_seconds` per (category, phase), `top`
-  [(name, category, seconds)] per step."""
+  """Op time of one step: `phase_seconds` per (category, phase), `ops` per category, `top`
+  [(name, category, seconds)]; all per step."""
   steps: int
-  seconds: dict[str, float]
+  phase_seconds: dict[tuple[str, str], float]
   ops: dict[str, float]
   top: list[tuple[str, str, float]]
-  phase_seconds: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+
+  @property
+  def seconds(self) -> dict[str, float]:
+    """Seconds per category (its phases summed)."""
+    return {c: sum(self.phase_seconds.get((c, p), 0.0) for p in PHASES) for c in CATEGORIES}
 
   @property
   def total_seconds(self) -> float:
@@ -173,8 +194,9 @@ def op_time_breakdown(compiled, run: Callable[[], None], steps: int, top: int = 
         "this CPU process has loaded libtpu (e.g. it compiled for a TPU topology: tools/aot_compile, "
         "zoo.kernels.tpu_aot), and jax.profiler.start_trace then crashes the process (segfault, jax 0.10.2 "
         "+ libtpu 0.0.52). Profile in a fresh process, e.g. `python -m tools.benchmark walt --profile N`.")
-  hlo_text = compiled.as_text()
-  categories, phases = classify_instructions(hlo_text), instruction_phases(hlo_text)
+  computations = _parse(compiled.as_text())
+  categories = _categories(computations)
+  phases = _phases(computations)
   totals, counts = collections.Counter(), collections.Counter()
   with tempfile.TemporaryDirectory(prefix="zoo_op_profile_") as trace_dir:
     jax.profiler.start_trace(trace_dir)
@@ -196,17 +218,16 @@ def op_time_breakdown(compiled, run: Callable[[], None], steps: int, top: int = 
     raise RuntimeError(
         "the trace holds no per-op events of this program: check that run() executes it, and if it does, "
         "this jax's XLA:CPU may need XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true set before jax starts.")
-  seconds, ops, phase_seconds = collections.Counter(), collections.Counter(), collections.Counter()
+  ops, phase_seconds = collections.Counter(), collections.Counter()
   for name, total in totals.items():
     category = categories[name]
     if category != CONTROL:
-      seconds[category] += total / steps
       ops[category] += counts[name] / steps
-      phase_seconds[(category, phases.get(name, OTHER))] += total / steps
+      phase_seconds[(category, phases[name])] += total / steps
   ranked = sorted(((n, categories[n], t / steps) for n, t in totals.items() if categories[n] != CONTROL),
                   key=lambda item: -item[2])
-  return OpBreakdown(steps, {c: seconds[c] for c in CATEGORIES}, {c: ops[c] for c in CATEGORIES},
-                     ranked[:top], {(c, p): phase_seconds[(c, p)] for c in CATEGORIES for p in PHASES})
+  return OpBreakdown(steps, {(c, p): phase_seconds[(c, p)] for c in CATEGORIES for p in PHASES},
+                     {c: ops[c] for c in CATEGORIES}, ranked[:top])
 
 
 def format_breakdown(breakdown: OpBreakdown, mfu: float | None = None) -> str:

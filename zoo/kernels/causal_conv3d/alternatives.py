@@ -62,13 +62,13 @@ def chunked_with_frame_ring(x, kernel, target_pixels: int | None = None):
   b, tp, hp, wp, _ = xp.shape
   frames, out_h, out_w = tp - kt + 1, hp - kh + 1, wp - kw + 1
   target = target_pixels or xla.chunk_pixels(kw, cin, jnp.dtype(xp.dtype).itemsize)
-  rows = xla._rows_per_chunk(b, out_h, out_w, target)  # noqa: SLF001 -- same chunking as the chosen path
-  in_rows = rows + kh - 1
+  # Same chunking and column building as the chosen path (xla.py), one frame at a time.
+  rows = xla._rows_per_chunk(b, out_h, out_w, target)  # noqa: SLF001
+  blocks = out_h // rows
   weight = kernel.reshape(kt, kh, kw * cin, cout)
 
-  def columns(block, t):  # [B, in_rows, Wo, kw*Cin] of input frame t
-    patch = lax.dynamic_slice(xp, (0, t, block * rows, 0, 0), (b, 1, in_rows, wp, cin))[:, 0]
-    return jnp.concatenate([patch[:, :, dw:dw + out_w] for dw in range(kw)], axis=-1)
+  def columns(block, t):  # [B, rows + kh - 1, Wo, kw*Cin] of input frame t
+    return xla._width_columns(xp, t * blocks + block, (1, kh, kw), 1, rows, blocks, out_w)[:, 0]  # noqa: SLF001
 
   def output_frame(window):  # window: the kt frames' columns, oldest first
     acc = None
@@ -98,8 +98,8 @@ def chunked_with_frame_ring(x, kernel, target_pixels: int | None = None):
       outs.append(output_frame(window[-kt:])[None])
     return jnp.concatenate(outs)                                  # [frames, B*rows*Wo, Cout]
 
-  out = lax.map(block_outputs, jnp.arange(out_h // rows))         # [blocks, frames, B*rows*Wo, Cout]
-  out = out.reshape(out_h // rows, frames, b, rows, out_w, cout)
+  out = lax.map(block_outputs, jnp.arange(blocks))                # [blocks, frames, B*rows*Wo, Cout]
+  out = out.reshape(blocks, frames, b, rows, out_w, cout)
   return out.transpose(2, 1, 0, 3, 4, 5).reshape(b, frames, out_h, out_w, cout)
 
 

@@ -201,8 +201,6 @@ def causal_conv(x, kernel, stride: int, padding):
   chunked GEMM elsewhere. The choice is made per lowering platform, so a program lowered for `cuda`
   from a CPU machine (AOT) gets the GPU formulation."""
   padding = tuple(tuple(pair) for pair in padding)
+  gpu = functools.partial(_cudnn_conv, stride=stride, padding=padding)
   return lax.platform_dependent(
-      x, kernel,
-      cuda=functools.partial(_cudnn_conv, stride=stride, padding=padding),
-      rocm=functools.partial(_cudnn_conv, stride=stride, padding=padding),
-      default=functools.partial(_chunked_conv, stride=stride, padding=padding))
+      x, kernel, cuda=gpu, rocm=gpu, default=functools.partial(_chunked_conv, stride=stride, padding=padding))
